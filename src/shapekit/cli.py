@@ -1,0 +1,196 @@
+"""Command line: one verb set across tasks (train, evaluate, predict, export) plus helpers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+from .errors import ShapekitError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="shapekit: photos to shape (landmarks, masks, meshes).")
+console = Console(stderr=False, highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False)
+
+DEVICE_HELP = "auto | cpu | cuda"
+PRECISION_HELP = "auto (bf16-mixed on CPUs with bf16 support, else 32) | 32 | bf16-mixed | 16-mixed"
+
+
+def _runtime(device: str, precision: str):
+    from .engine import Runtime
+
+    return Runtime.create(device, precision)
+
+
+@app.command()
+def train(
+    task: str = typer.Option("landmarks", help="landmarks | ... (see `shapekit tasks`)"),
+    data: Optional[Path] = typer.Option(None, help="dataset folder (images/ + landmarks.tps | annotations.json | ...)"),
+    out: Path = typer.Option(..., help="run folder: best.ckpt, last.ckpt, metrics.csv, plots"),
+    epochs: Optional[int] = typer.Option(None, help="default: enough for the dataset size"),
+    input_size: Optional[int] = typer.Option(None, help="network input, pixels (multiple of 32)"),
+    batch_size: Optional[int] = typer.Option(None),
+    lr: Optional[float] = typer.Option(None, help="Adam learning rate"),
+    encoder: Optional[str] = typer.Option(None, help="mobilenet_v2 | efficientnet_lite0 | resnet18 | resnet34"),
+    encoder_weights: Optional[str] = typer.Option(None, help="imagenet | none | path to a .pth file"),
+    init_from: Optional[Path] = typer.Option(None, help="fine-tune from this checkpoint"),
+    resume: bool = typer.Option(False, help="continue the run in --out from its last.ckpt"),
+    seed: Optional[int] = typer.Option(None),
+    val_fraction: Optional[float] = typer.Option(None, help="share of images held out for validation"),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    devices: int = typer.Option(1, help="devices (GPUs, or CPU processes) per node"),
+    num_nodes: int = typer.Option(1),
+    strategy: str = typer.Option("auto", help="auto | ddp | ddp_spawn | ..."),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
+    num_workers: Optional[int] = typer.Option(None, help="data loader worker processes"),
+    max_minutes: Optional[float] = typer.Option(None, help="stop after this wall time"),
+    config: Optional[Path] = typer.Option(None, help="YAML file of settings (CLI flags win)"),
+    opt: Optional[List[str]] = typer.Option(None, "--opt", help="task option key=value, e.g. --opt target=gaussian"),
+):
+    """Train a model; leaves best.ckpt, last.ckpt, metrics.csv and plots in --out."""
+    from .config import RunConfig, load_config_file, merge, parse_overrides, validate
+    from .engine import resumable_config, train as run_training
+
+    if resume:
+        settings = resumable_config(out, epochs)
+    else:
+        base = load_config_file(config) if config else {}
+        flags = {"task": task, "data": data, "out": out, "epochs": epochs, "input_size": input_size,
+                 "batch_size": batch_size, "lr": lr, "encoder": encoder, "encoder_weights": encoder_weights,
+                 "init_from": init_from, "seed": seed, "val_fraction": val_fraction, "num_workers": num_workers,
+                 "max_minutes": max_minutes}
+        merged = merge(base, {k: v for k, v in flags.items() if v is not None})
+        merged["options"] = merge(merged.get("options", {}), parse_overrides(opt))
+        settings = validate(RunConfig, merged, "settings")
+    settings = settings.model_copy(update={"device": device, "devices": devices, "num_nodes": num_nodes,
+                                           "strategy": strategy, "precision": precision})
+    run_dir = run_training(settings, resume=resume, console=console)
+    console.print(f"done: {run_dir / 'best.ckpt'} (plots and metrics.csv beside it)")
+
+
+@app.command()
+def evaluate(
+    model: Path = typer.Option(..., help="checkpoint (.ckpt)"),
+    data: Path = typer.Option(..., help="annotated dataset folder"),
+    task: Optional[str] = typer.Option(None, help="check the checkpoint is of this task"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="write the report as JSON here"),
+    out: Optional[Path] = typer.Option(None, help="folder for plots (CED curve, worst images)"),
+    normalisation: Optional[str] = typer.Option(None, help="NME normaliser: bbox | long_side | 'i,j' (two landmarks)"),
+    batch_size: int = typer.Option(8),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
+):
+    """Compare predictions with the annotations of every image in --data."""
+    from .engine import load_model
+    from .io.atomic import write_json
+
+    task_obj, net = load_model(model, task)
+    report = task_obj.evaluate(net, data, runtime=_runtime(device, precision), batch_size=batch_size,
+                               normalisation=normalisation, out_dir=out)
+    report = {k: v for k, v in report.items() if not k.startswith("_")}
+    report["model"] = str(model)
+    task_obj.print_report(report, console)
+    if json_out:
+        write_json(json_out, report)
+        console.print(f"report: {json_out}")
+
+
+@app.command()
+def predict(
+    inputs: List[Path] = typer.Argument(..., help="images and/or folders of images"),
+    model: Path = typer.Option(..., help="checkpoint (.ckpt)"),
+    out: Path = typer.Option(..., help="output folder"),
+    fmt: str = typer.Option("tps", "--format", help="tps | coco | csv"),
+    task: Optional[str] = typer.Option(None, help="check the checkpoint is of this task"),
+    y_origin: Optional[str] = typer.Option(None, help="TPS y axis: bottom | top (default: as in the training data)"),
+    overlays: bool = typer.Option(True, help="write overlay PNGs"),
+    batch_size: int = typer.Option(8),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
+):
+    """Predict on new images; writes predictions (TPS/COCO/CSV) and overlays to --out."""
+    from .engine import load_model
+
+    task_obj, net = load_model(model, task)
+    result = task_obj.predict(net, inputs, out, fmt=fmt, runtime=_runtime(device, precision), batch_size=batch_size,
+                              overlays=overlays, y_origin=y_origin, console=console)
+    console.print(f"{result['n_images']} images -> {result['file']}")
+    if result["failed"]:
+        err_console.print(f"{len(result['failed'])} images could not be read (listed above)")
+        raise typer.Exit(1)
+
+
+@app.command()
+def split(
+    data: Path = typer.Option(..., help="dataset folder to split"),
+    out: Path = typer.Option(..., help="writes OUT/train and OUT/test (images symlinked)"),
+    test_fraction: float = typer.Option(0.2),
+    seed: int = typer.Option(0),
+):
+    """Split a dataset into train and test folders without copying images."""
+    from .io.landmark_dataset import split_dataset
+
+    train_dir, test_dir = split_dataset(data, out, test_fraction, seed)
+    console.print(f"train: {train_dir}\ntest:  {test_dir}")
+
+
+@app.command()
+def tasks():
+    """List tasks, encoders and models."""
+    from .models import available_encoders
+    from .tasks import available_tasks
+
+    console.print("tasks:    " + ", ".join(available_tasks()))
+    console.print("encoders: " + ", ".join(available_encoders()))
+
+
+@app.command()
+def info(model: Path = typer.Argument(..., help="checkpoint (.ckpt)")):
+    """Show what a checkpoint holds: task, landmarks, preprocessing, training settings."""
+    from .engine import read_checkpoint
+
+    meta = read_checkpoint(model)["shapekit"]
+    summary = {"task": meta["task"], "version": meta["version"], "config": meta["config"],
+               "meta": {k: v for k, v in meta["meta"].items() if not k.endswith("_ids")}}
+    console.print_json(json.dumps(summary, default=str))
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("shapekit-demo"), help="folder for the demo's data, model and report"),
+    minutes: float = typer.Option(1.0, help="training budget"),
+):
+    """Build a small landmark dataset, train on it, evaluate, predict, and write a report."""
+    from .demo import run_demo
+
+    report = run_demo(out, minutes=minutes, console=console)
+    console.print(f"\n[bold green]report:[/] {report}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        app(args=argv, standalone_mode=False)
+    except ShapekitError as exc:
+        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Checkpoints that carry everything inference needs (task, config, landmark names, preprocessing),
+written atomically so an interrupted save never corrupts ``last.ckpt``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from .. import __version__
+from ..config import RunConfig
+from ..errors import InputError
+from ..io.atomic import default_file_mode
+
+META_KEY = "shapekit"
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                torch.save(checkpoint, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, default_file_mode())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+
+def checkpoint_meta(task) -> dict[str, Any]:
+    return {"task": task.name, "config": task.config.model_dump(mode="json"), "meta": task.meta,
+            "version": __version__}
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise InputError(path, f"not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(ckpt, dict) or META_KEY not in ckpt or "state_dict" not in ckpt:
+        raise InputError(path, "not a shapekit checkpoint (no task metadata inside)")
+    return ckpt
+
+
+def model_state(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The network's weights, without the LightningModule's ``model.`` prefix."""
+    prefix = "model."
+    return {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+
+
+def load_model(path: str | Path, task_name: str | None = None):
+    """(task, model) from a checkpoint, ready for inference on the CPU."""
+    from ..tasks import get_task
+
+    ckpt = read_checkpoint(path)
+    meta = ckpt[META_KEY]
+    if task_name is not None and task_name != meta["task"]:
+        raise InputError(path, f"is a {meta['task']!r} checkpoint, not {task_name!r}")
+    task = get_task(meta["task"])(RunConfig(**meta["config"]), meta["meta"])
+    model = task.build_model(pretrained=False)
+    model.load_state_dict(model_state(ckpt))
+    return task, model.eval()

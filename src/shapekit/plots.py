@@ -1,0 +1,161 @@
+"""Figures: training curves, heatmap grids, landmark overlays, CED curves."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .io.atomic import save_figure  # noqa: E402
+
+TRUE_COLOUR = (40, 200, 60)
+PRED_COLOUR = (230, 40, 40)
+
+
+def plot_training_curves(metrics_csv: Path, path: Path) -> Path | None:
+    """Loss curves (train/val) and, when present, validation error per epoch."""
+    metrics_csv = Path(metrics_csv)
+    if not metrics_csv.exists():
+        return None
+    with open(metrics_csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return None
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+
+    def column(name):
+        values = [float(r[name]) if r.get(name) not in (None, "") else math.nan for r in rows]
+        return values if any(not math.isnan(v) for v in values) else None
+
+    error_keys = [k for k in rows[-1] if k.startswith("val_") and k != "val_loss"]
+    fig, axes = plt.subplots(1, 2 if error_keys else 1, figsize=(11 if error_keys else 6, 4), squeeze=False)
+    ax = axes[0, 0]
+    for name, label in (("train_loss", "train"), ("val_loss", "validation")):
+        values = column(name)
+        if values:
+            ax.plot(epochs, values, marker=".", label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title("Loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    if error_keys:
+        ax = axes[0, 1]
+        for key in error_keys:
+            values = column(key)
+            if values:
+                ax.plot(epochs, values, marker=".", label=key.removeprefix("val_"))
+        ax.set_xlabel("epoch")
+        ax.set_title("Validation metrics")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return save_figure(fig, path)
+
+
+def plot_heatmap_grid(image: np.ndarray, heatmaps: np.ndarray, pred: np.ndarray, true: np.ndarray | None,
+                      names: Sequence[str], stride: int, path: Path) -> Path:
+    """One panel per landmark: its heatmap over the image, predicted (red) and true (green) positions.
+
+    ``image`` is the network input (H, W, 3); ``pred``/``true`` are in input pixels.
+    """
+    count = len(heatmaps)
+    cols = math.ceil(math.sqrt(count + 1))
+    rows = math.ceil((count + 1) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.2 * rows), squeeze=False)
+    height, width = image.shape[:2]
+    extent = (-0.5, width - 0.5, height - 0.5, -0.5)
+    panels = axes.ravel()
+    panels[0].imshow(image, extent=extent)
+    panels[0].imshow(heatmaps.max(0), cmap="hot", alpha=0.55, vmin=0, vmax=max(0.2, float(heatmaps.max())),
+                     extent=(-0.5, heatmaps.shape[2] * stride - 0.5, heatmaps.shape[1] * stride - 0.5, -0.5))
+    panels[0].set_title("all", fontsize=8)
+    for k in range(count):
+        ax = panels[k + 1]
+        ax.imshow(image.mean(-1), cmap="gray", extent=extent)
+        # Scale to the peak (at least 0.2) so weak early heatmaps stay visible; the title gives the peak.
+        ax.imshow(heatmaps[k], cmap="hot", alpha=0.6, vmin=0, vmax=max(0.2, float(heatmaps[k].max())),
+                  extent=(-0.5, heatmaps.shape[2] * stride - 0.5, heatmaps.shape[1] * stride - 0.5, -0.5))
+        if true is not None and not np.isnan(true[k]).any():
+            ax.plot(*true[k], "o", mfc="none", mec="lime", ms=7, mew=1.5)
+        ax.plot(*pred[k], "x", color="cyan", ms=6, mew=1.5)
+        ax.set_title(f"{names[k]}  peak {heatmaps[k].max():.2f}", fontsize=8)
+    for ax in panels:
+        ax.set_axis_off()
+    fig.suptitle("Heatmaps of one validation image (o true, x predicted)", fontsize=10)
+    return save_figure(fig, path)
+
+
+def draw_landmarks(image: np.ndarray, pred: np.ndarray | None, true: np.ndarray | None = None,
+                   names: Sequence[str] | None = None, skeleton: Sequence[Sequence[int]] | None = None,
+                   max_side: int = 900) -> np.ndarray:
+    """Overlay for one image: predicted points red with numbers, true points green, error lines."""
+    scale = min(1.0, max_side / max(image.shape[:2]))
+    canvas = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image.copy()
+    radius = max(2, round(max(canvas.shape[:2]) / 160))
+    thickness = max(1, radius // 2)
+
+    def pt(p):
+        return (int(round((p[0] + 0.5) * scale - 0.5)), int(round((p[1] + 0.5) * scale - 0.5)))
+
+    if pred is not None and skeleton:
+        for a, b in skeleton:  # COCO skeletons are 1-based
+            if max(a, b) <= len(pred) and not np.isnan(pred[[a - 1, b - 1]]).any():
+                cv2.line(canvas, pt(pred[a - 1]), pt(pred[b - 1]), (250, 200, 40), thickness, cv2.LINE_AA)
+    if true is not None:
+        for k, p in enumerate(true):
+            if np.isnan(p).any():
+                continue
+            if pred is not None and not np.isnan(pred[k]).any():
+                cv2.line(canvas, pt(p), pt(pred[k]), (255, 255, 0), thickness, cv2.LINE_AA)
+            cv2.circle(canvas, pt(p), radius + 1, TRUE_COLOUR, thickness, cv2.LINE_AA)
+    if pred is not None:
+        for k, p in enumerate(pred):
+            if np.isnan(p).any():
+                continue
+            cv2.circle(canvas, pt(p), radius, PRED_COLOUR, -1, cv2.LINE_AA)
+            label = str(k + 1)
+            org = (pt(p)[0] + radius + 1, pt(p)[1] - radius - 1)
+            cv2.putText(canvas, label, org, cv2.FONT_HERSHEY_SIMPLEX, 0.35 + radius * 0.05, (0, 0, 0), thickness + 2,
+                        cv2.LINE_AA)
+            cv2.putText(canvas, label, org, cv2.FONT_HERSHEY_SIMPLEX, 0.35 + radius * 0.05, (255, 255, 255), thickness,
+                        cv2.LINE_AA)
+    return canvas
+
+
+def plot_overlay_grid(images: Sequence[np.ndarray], preds: Sequence[np.ndarray], trues: Sequence[np.ndarray | None],
+                      titles: Sequence[str], path: Path, suptitle: str = "") -> Path:
+    count = len(images)
+    cols = min(3, count)
+    rows = math.ceil(count / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.2 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for ax, image, pred, true, title in zip(axes.ravel(), images, preds, trues, titles):
+        ax.imshow(draw_landmarks(image, pred, true, max_side=600))
+        ax.set_title(title, fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    return save_figure(fig, path)
+
+
+def plot_ced(curves: dict[str, dict], path: Path, normalisation: str) -> Path:
+    """Cumulative error distribution: fraction of landmarks with normalised error <= x."""
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for label, ced in curves.items():
+        if ced.get("fraction"):
+            ax.plot(np.asarray(ced["normalised_error"]) * 100, ced["fraction"], label=label)
+    ax.set_xlabel(f"error, % of {normalisation}")
+    ax.set_ylabel("fraction of landmarks")
+    ax.set_ylim(0, 1.01)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    ax.set_title("Cumulative error distribution")
+    return save_figure(fig, path)

@@ -1,0 +1,284 @@
+"""What the 2D landmark tasks share: data loading and caching, letterboxing, augmentation,
+validation in original pixels, prediction files and overlays, evaluation reports.
+
+Subclasses supply the network, its loss, and how raw network output becomes input-pixel points.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+from torch.utils.data import Dataset
+
+from ..engine.runtime import Runtime
+from ..errors import InputError, ShapekitError
+from ..io.atomic import save_image, write_json
+from ..io.images import list_images, read_image
+from ..io.landmark_dataset import (OUTPUT_FILES, LandmarkSet, infer_flip_pairs, load_landmark_set, split_indices,
+                                   write_landmarks)
+from ..metrics import landmark_errors, normalisers, parse_normalisation, summarize_landmark_errors
+from ..plots import draw_landmarks, plot_ced, plot_overlay_grid
+from ..progress import track
+from ..transforms import AugmentOptions, KeypointAugmenter, Letterbox, invert_letterbox_points
+from .base import Task
+
+PAD_FILL = 0
+
+
+class KeypointOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    y_origin: Literal["bottom", "top"] = Field("bottom", description="TPS y axis: bottom (tpsDig) or top")
+    flip_pairs: list[tuple[int, int]] | None = Field(None, description="left/right swaps (0-based); None: from names")
+    normalisation: str = Field("bbox", description="NME normaliser: bbox, long_side or two landmarks 'i,j'")
+    augment: AugmentOptions = Field(default_factory=AugmentOptions)
+
+
+class KeypointSamples(Dataset):
+    """Letterboxed images cached in memory, with points in input pixels and in original pixels."""
+
+    def __init__(self, landmarks: LandmarkSet, size: int, augmenter: KeypointAugmenter | None = None,
+                 description: str = "loading images"):
+        self.augmenter = augmenter
+        self.images, self.points, self.letterboxes, self.originals, self.long_sides = [], [], [], [], []
+        for record in track(landmarks.records, description):
+            image = read_image(record.image_path)
+            if image.shape[:2] != (record.height, record.width):
+                raise InputError(record.image_path, "image size changed while loading the dataset")
+            box = Letterbox.fit(record.width, record.height, size)
+            self.images.append(box.apply_image(image, PAD_FILL))
+            self.points.append(box.apply_points(record.points))
+            self.letterboxes.append(box.as_array())
+            self.originals.append(record.points)
+            self.long_sides.append(record.long_side)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        image, points = self.images[index], self.points[index]
+        visible = ~np.isnan(points).any(1)
+        if self.augmenter is not None:
+            image, points, visible = self.augmenter(image, points, visible)
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0),
+            "points": torch.from_numpy(np.nan_to_num(points).astype(np.float32)),
+            "visible": torch.from_numpy(visible),
+            "points_orig": torch.from_numpy(self.originals[index].astype(np.float32)),
+            "letterbox": torch.from_numpy(self.letterboxes[index].astype(np.float32)),
+            "long_side": torch.tensor(float(self.long_sides[index])),
+            "index": torch.tensor(index),
+        }
+
+
+class KeypointTask(Task):
+    Options = KeypointOptions
+    monitor = "val/error_pct"
+    monitor_mode = "min"
+    output_formats = ("tps", "coco", "csv")
+
+    # --- subclass hooks -------------------------------------------------------------------------
+    @abstractmethod
+    def compute_loss(self, raw: torch.Tensor, batch: dict) -> torch.Tensor: ...
+
+    @abstractmethod
+    def decode(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw network output -> (points in input pixels (B, N, 2), confidence (B, N))."""
+
+    # --- data -----------------------------------------------------------------------------------
+    @property
+    def input_size(self) -> int:
+        return int(self.meta.get("input_size", self.config.input_size))
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.meta["landmark_names"])
+
+    def load_landmarks(self, folder: Path) -> LandmarkSet:
+        return load_landmark_set(folder, y_origin=self.meta.get("y_origin", self.options.y_origin))
+
+    def setup(self):
+        if self.config.input_size % 32:
+            raise ShapekitError(f"--input-size {self.config.input_size}: must be a multiple of 32")
+        data = self.load_landmarks(Path(self.config.data))
+        flip_pairs = self.options.flip_pairs if self.options.flip_pairs is not None else data.flip_pairs
+        for i, j in flip_pairs:
+            if not (0 <= i < data.num_landmarks and 0 <= j < data.num_landmarks) or i == j:
+                raise ShapekitError(f"flip pair ({i}, {j}) is not two different landmarks in 0..{data.num_landmarks - 1}")
+        n_val = round(len(data) * self.config.val_fraction)
+        if self.config.val_fraction > 0 and len(data) >= 4:
+            train_idx, val_idx = split_indices(len(data), max(n_val, 1) / len(data), self.config.seed)
+        else:
+            train_idx, val_idx = list(range(len(data))), []
+        self.meta.update({
+            "landmark_names": data.names, "num_landmarks": data.num_landmarks, "flip_pairs": flip_pairs,
+            "y_origin": data.y_origin, "source_format": data.format, "skeleton": data.skeleton,
+            "input_size": self.config.input_size, "pad_fill": PAD_FILL,
+            "train_ids": [data.records[i].id for i in train_idx], "val_ids": [data.records[i].id for i in val_idx],
+        })
+        augmenter = KeypointAugmenter(self.options.augment, flip_pairs, PAD_FILL) if self.options.augment.enabled else None
+        train = KeypointSamples(data.subset(train_idx), self.input_size, augmenter, "loading training images")
+        val = KeypointSamples(data.subset(val_idx), self.input_size, None, "loading validation images") if val_idx else None
+        self._val_samples = val
+        return train, val
+
+    def default_epochs(self, n_train: int) -> int:
+        # About 20k augmented samples: ~20 min for MobileNetV2 at 256 px on 2 CPU cores in bf16.
+        return int(np.clip(round(20000 / max(1, n_train)), 15, 300))
+
+    # --- training -------------------------------------------------------------------------------
+    def training_step(self, model, batch):
+        return self.compute_loss(model(batch["image"]), batch), {}
+
+    def validation_step(self, model, batch):
+        raw = model(batch["image"])
+        loss = self.compute_loss(raw, batch)
+        points, _ = self.decode(raw)
+        original = invert_letterbox_points(points.float(), batch["letterbox"])
+        errors = torch.linalg.norm(original - batch["points_orig"], dim=-1)
+        return loss, {"errors": errors, "long_side": batch["long_side"]}
+
+    def validation_metrics(self, outputs):
+        errors = outputs["errors"].numpy()
+        pct = errors / outputs["long_side"].numpy()[:, None] * 100
+        return {"val/mean_px": float(np.nanmean(errors)), "val/median_px": float(np.nanmedian(errors)),
+                "val/error_pct": float(np.nanmean(pct))}
+
+    def epoch_plots(self, model, out_dir, device):
+        samples = getattr(self, "_val_samples", None)
+        if not samples:
+            return
+        picks = list(range(min(6, len(samples))))
+        batch = [samples[i] for i in picks]
+        images = torch.stack([b["image"] for b in batch]).to(device)
+        raw = model(images)
+        points, _ = self.decode(raw)
+        points = points.float().cpu().numpy()
+        views = [samples.images[i] for i in picks]
+        trues = [samples.points[i] for i in picks]
+        titles = [f"error {np.nanmean(np.linalg.norm(p - t, axis=-1)):.1f} px (input scale)" for p, t in zip(points, trues)]
+        plot_overlay_grid(views, list(points), trues, titles, Path(out_dir) / "val_overlays.png",
+                          "Validation images: green = true, red = predicted")
+        self.extra_epoch_plots(raw[:1], views[0], points[0], trues[0], Path(out_dir))
+
+    def extra_epoch_plots(self, raw, image, pred, true, out_dir: Path) -> None:
+        """Task-specific figure for the first validation image (heatmap grid for the heatmap task)."""
+
+    # --- inference ------------------------------------------------------------------------------
+    def infer_images(self, model: nn.Module | None, images: list[np.ndarray], runtime: Runtime,
+                     batch_size: int = 8, forward: Callable[[np.ndarray], np.ndarray] | None = None):
+        """Points (M, N, 2) in original pixels and confidences (M, N) for RGB uint8 images.
+
+        ``forward`` replaces the PyTorch model (e.g. an onnxruntime session): float32 NCHW in, raw out.
+        """
+        size = self.input_size
+        fill = int(self.meta.get("pad_fill", PAD_FILL))
+        points_out, conf_out = [], []
+        if model is not None:
+            model = runtime.prepare_model(model)
+        for start in range(0, len(images), batch_size):
+            chunk = images[start:start + batch_size]
+            boxes = [Letterbox.fit(im.shape[1], im.shape[0], size) for im in chunk]
+            batch = np.stack([b.apply_image(im, fill) for b, im in zip(boxes, chunk)])
+            tensor = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)
+            if forward is not None:
+                raw = torch.from_numpy(forward(tensor.numpy()))
+            else:
+                with torch.inference_mode(), runtime.autocast():
+                    raw = model(runtime.prepare_input(tensor))
+            points, conf = self.decode(raw.float().cpu())
+            params = np.stack([b.as_array() for b in boxes])
+            points_out.append(invert_letterbox_points(points.double().numpy(), params))
+            conf_out.append(conf.float().numpy())
+        if not points_out:
+            return np.zeros((0, self.meta["num_landmarks"], 2)), np.zeros((0, self.meta["num_landmarks"]))
+        return np.concatenate(points_out), np.concatenate(conf_out)
+
+    def predict(self, model, inputs, out, fmt: str = "tps", runtime: Runtime | None = None, batch_size: int = 8,
+                overlays: bool = True, y_origin: str | None = None, forward=None, console=None, **_):
+        if fmt not in OUTPUT_FILES:
+            raise ShapekitError(f"--format {fmt!r}: choose tps, coco or csv for landmark tasks")
+        runtime = runtime or Runtime.create()
+        out = Path(out)
+        paths = list_images(inputs)
+        if not paths:
+            raise ShapekitError("no images to predict on (looked for .jpg .png .tif .bmp .webp)")
+        images, kept, failed = [], [], []
+        for path in paths:
+            try:
+                images.append(read_image(path))
+                kept.append(path)
+            except InputError as exc:
+                failed.append(str(exc))
+                if console is not None:
+                    console.print(f"[red]skipped[/] {exc}")
+        points, conf = self.infer_images(model, images, runtime, batch_size, forward)
+        target = out / OUTPUT_FILES[fmt]
+        if any(target.resolve() == p.resolve() for p in paths):
+            raise ShapekitError(f"{target}: refusing to overwrite an input file")
+        write_landmarks(target, fmt, [p.name for p in kept], points, self.names,
+                        heights=[im.shape[0] for im in images], widths=[im.shape[1] for im in images],
+                        y_origin=y_origin or self.meta.get("y_origin", "bottom"), confidence=conf,
+                        skeleton=self.meta.get("skeleton"))
+        if overlays:
+            for path, image, pts in track(list(zip(kept, images, points)), "writing overlays"):
+                save_image(out / "overlays" / f"{path.stem}.png",
+                           draw_landmarks(image, pts, skeleton=self.meta.get("skeleton")))
+        return {"n_images": len(kept), "file": str(target), "failed": failed, "points": points, "confidence": conf,
+                "images": [str(p) for p in kept]}
+
+    def evaluate(self, model, data, runtime: Runtime | None = None, batch_size: int = 8,
+                 normalisation: str | None = None, out_dir: Path | None = None, forward=None, **_):
+        runtime = runtime or Runtime.create()
+        dataset = self.load_landmarks(Path(data))
+        if dataset.num_landmarks != self.meta["num_landmarks"]:
+            raise InputError(dataset.annotation_file, f"has {dataset.num_landmarks} landmarks per image, the model "
+                                                      f"predicts {self.meta['num_landmarks']}")
+        images = [read_image(r.image_path) for r in track(dataset.records, "reading images")]
+        pred, conf = self.infer_images(model, images, runtime, batch_size, forward)
+        true = np.stack([r.points for r in dataset.records])
+        errors = landmark_errors(pred, true)
+        long_sides = np.array([r.long_side for r in dataset.records], float)
+        norm_spec = normalisation or self.options.normalisation
+        mode, pair = parse_normalisation(norm_spec, self.names)
+        report = summarize_landmark_errors(errors, long_sides, self.names, normalisers(true, long_sides, mode, pair),
+                                           norm_spec)
+        report["images"] = [r.image_path.name for r in dataset.records]
+        report["data"] = str(data)
+        report["mean_confidence"] = float(np.mean(conf))
+        if out_dir is not None:
+            out_dir = Path(out_dir)
+            plot_ced({"shapekit": report["ced"]}, out_dir / "ced.png", norm_spec)
+            worst = np.argsort([-np.nan_to_num(v) for v in report["per_image_mean_px"]])[:6]
+            plot_overlay_grid([images[i] for i in worst], [pred[i] for i in worst], [true[i] for i in worst],
+                              [f"{dataset.records[i].image_path.name}: {report['per_image_mean_px'][i]:.1f} px"
+                               for i in worst], out_dir / "worst_images.png", "Largest errors: green true, red predicted")
+            write_json(out_dir / "evaluation.json", report)
+        report["_predictions"] = pred
+        return report
+
+    def print_report(self, report, console) -> None:
+        from rich.table import Table
+
+        table = Table(title=f"{report['n_images']} images, {report['data']}")
+        for col in ("landmark", "n", "mean px", "median px", "max px", "mean % long side"):
+            table.add_column(col, justify="right")
+        for row in report["per_landmark"]:
+            table.add_row(row["name"], str(row["n"]), _f(row["mean_px"]), _f(row["median_px"]), _f(row["max_px"]),
+                          _f(row["mean_pct_long_side"], 3))
+        table.add_row("[bold]all", str(report["n_landmarks"]), f"[bold]{report['mean_px']:.2f}",
+                      _f(report["median_px"]), "", f"[bold]{report['mean_pct_long_side']:.3f}")
+        console.print(table)
+        pck = "  ".join(f"PCK@{k}%: {v:.3f}" for k, v in report["pck_pct_long_side"].items())
+        nme = report.get("nme", {})
+        console.print(f"NME ({nme.get('normalisation')}): {_f(nme.get('value'), 4)}   {pck}")
+
+
+def _f(value, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"

@@ -1,0 +1,96 @@
+"""The Task interface: what a user picks with ``--task``.
+
+A task wires data, model, loss, decoding, metrics, plots and output formats together; the engine
+(training loop, checkpoints, resume, CSV log, loss curves) and the CLI are shared by all tasks.
+Adding a task means adding a module to ``shapekit.tasks`` that subclasses :class:`Task` and
+decorates it with :func:`register_task`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel
+from torch import nn
+from torch.utils.data import Dataset
+
+from ..config import RunConfig, validate
+from ..errors import ShapekitError
+
+_TASKS: dict[str, type["Task"]] = {}
+
+
+def register_task(cls: type["Task"]) -> type["Task"]:
+    _TASKS[cls.name] = cls
+    return cls
+
+
+def get_task(name: str) -> type["Task"]:
+    from . import _load_builtin_tasks
+
+    _load_builtin_tasks()
+    if name not in _TASKS:
+        raise ShapekitError(f"unknown task {name!r}; available: {', '.join(sorted(_TASKS))}")
+    return _TASKS[name]
+
+
+def available_tasks() -> list[str]:
+    from . import _load_builtin_tasks
+
+    _load_builtin_tasks()
+    return sorted(_TASKS)
+
+
+class Task(ABC):
+    name: ClassVar[str]
+    Options: ClassVar[type[BaseModel]]
+    monitor: ClassVar[str] = "val/loss"  # metric that picks best.ckpt
+    monitor_mode: ClassVar[str] = "min"
+    output_formats: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: RunConfig, meta: dict[str, Any] | None = None):
+        self.config = config
+        self.options = validate(self.Options, config.options, f"--task {self.name} options")
+        self.meta: dict[str, Any] = dict(meta or {})  # everything inference needs, saved in checkpoints
+
+    # --- training -----------------------------------------------------------------------------
+    @abstractmethod
+    def setup(self) -> tuple[Dataset, Dataset | None]:
+        """Load ``config.data``; return (train, validation) datasets and fill ``self.meta``."""
+
+    @abstractmethod
+    def build_model(self, pretrained: bool = True) -> nn.Module: ...
+
+    @abstractmethod
+    def training_step(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]: ...
+
+    @abstractmethod
+    def validation_step(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss and per-sample tensors (first dim = batch) that :meth:`validation_metrics` summarises."""
+
+    @abstractmethod
+    def validation_metrics(self, outputs: dict[str, torch.Tensor]) -> dict[str, float]: ...
+
+    def default_epochs(self, n_train: int) -> int:
+        return 50
+
+    def epoch_plots(self, model: nn.Module, out_dir: Path, device: torch.device) -> None:
+        """Figures a person wants to look at during training (called on rank 0)."""
+
+    def adapt_state_dict(self, state: dict[str, torch.Tensor], source_meta: dict[str, Any],
+                         model: nn.Module) -> dict[str, torch.Tensor]:
+        """Fine-tuning hook: reshape a checkpoint trained on other data for this task's model."""
+        return state
+
+    # --- inference ----------------------------------------------------------------------------
+    @abstractmethod
+    def predict(self, model: nn.Module, inputs: list[Path], out: Path, **kwargs) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def evaluate(self, model: nn.Module, data: Path, **kwargs) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def print_report(self, report: dict[str, Any], console) -> None: ...

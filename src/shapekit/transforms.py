@@ -1,0 +1,123 @@
+"""Geometric preprocessing and keypoint-aware augmentation.
+
+Letterboxing keeps the aspect ratio (no distortion of shape, which morphometrics cares about) and
+records how to map predictions back to the original pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+from pydantic import BaseModel, Field
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Resize by (sx, sy) then pad by (pad_x, pad_y) into a (width, height) canvas."""
+
+    sx: float
+    sy: float
+    pad_x: int
+    pad_y: int
+    width: int
+    height: int
+
+    @classmethod
+    def fit(cls, src_width: int, src_height: int, width: int, height: int | None = None) -> "Letterbox":
+        height = width if height is None else height
+        scale = min(width / src_width, height / src_height)
+        new_w = max(1, min(width, round(src_width * scale)))
+        new_h = max(1, min(height, round(src_height * scale)))
+        return cls(new_w / src_width, new_h / src_height, (width - new_w) // 2, (height - new_h) // 2, width, height)
+
+    def apply_image(self, image: np.ndarray, fill: int = 0) -> np.ndarray:
+        src_h, src_w = image.shape[:2]
+        new_w, new_h = round(src_w * self.sx), round(src_h * self.sy)
+        shrinking = new_w < src_w or new_h < src_h
+        resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        canvas = np.full((self.height, self.width) + image.shape[2:], fill, dtype=image.dtype)
+        canvas[self.pad_y:self.pad_y + new_h, self.pad_x:self.pad_x + new_w] = resized
+        return canvas
+
+    def apply_points(self, points: np.ndarray) -> np.ndarray:
+        out = np.array(points, dtype=np.float64, copy=True)
+        out[..., 0] = (out[..., 0] + 0.5) * self.sx - 0.5 + self.pad_x
+        out[..., 1] = (out[..., 1] + 0.5) * self.sy - 0.5 + self.pad_y
+        return out
+
+    def invert_points(self, points: np.ndarray) -> np.ndarray:
+        out = np.array(points, dtype=np.float64, copy=True)
+        out[..., 0] = (out[..., 0] - self.pad_x + 0.5) / self.sx - 0.5
+        out[..., 1] = (out[..., 1] - self.pad_y + 0.5) / self.sy - 0.5
+        return out
+
+    def as_array(self) -> np.ndarray:
+        return np.array([self.sx, self.sy, self.pad_x, self.pad_y], dtype=np.float64)
+
+
+def invert_letterbox_points(points, params):
+    """Batched inverse for numpy arrays or torch tensors: points (B, N, 2), params (B, 4) = sx, sy, pad_x, pad_y."""
+    sx, sy, pad_x, pad_y = (params[:, k, None] for k in range(4))
+    x = (points[..., 0] - pad_x + 0.5) / sx - 0.5
+    y = (points[..., 1] - pad_y + 0.5) / sy - 0.5
+    stack = np.stack if isinstance(points, np.ndarray) else torch.stack
+    return stack([x, y], -1)
+
+
+class AugmentOptions(BaseModel):
+    """Training-time augmentation (keypoints follow every geometric change)."""
+
+    enabled: bool = True
+    rotate: float = Field(15.0, description="max rotation, degrees")
+    scale: float = Field(0.15, description="max relative zoom in or out")
+    shift: float = Field(0.06, description="max shift, fraction of the input size")
+    shear: float = Field(5.0, description="max shear, degrees")
+    color: float = Field(0.25, description="brightness/contrast jitter strength")
+    hflip: bool = Field(True, description="horizontal flips; only used when left/right swap pairs are declared")
+
+
+class KeypointAugmenter:
+    """Albumentations pipeline for an image with (N, 2) keypoints and left/right swap pairs."""
+
+    def __init__(self, options: AugmentOptions, flip_pairs: list[tuple[int, int]] | None = None, fill: int = 0):
+        self.flip_pairs = list(flip_pairs or [])
+        transforms: list = [
+            A.Affine(scale=(1 - options.scale, 1 + options.scale),
+                     translate_percent=(-options.shift, options.shift),
+                     rotate=(-options.rotate, options.rotate),
+                     shear=(-options.shear, options.shear), keep_ratio=True,
+                     border_mode=cv2.BORDER_CONSTANT, fill=fill, p=0.9),
+            A.ColorJitter(brightness=options.color, contrast=options.color, saturation=options.color * 0.8,
+                          hue=min(0.5, options.color * 0.1), p=0.8),
+        ]
+        if options.hflip and self.flip_pairs:
+            transforms.append(A.HorizontalFlip(p=0.5))
+        self.pipeline = A.Compose(
+            transforms,
+            keypoint_params=A.KeypointParams(format="xy", remove_invisible=False),
+            save_applied_params=True,
+        )
+
+    def __call__(self, image: np.ndarray, points: np.ndarray, visible: np.ndarray):
+        """Returns the augmented image, points and visibility (points pushed out of frame become invisible)."""
+        safe = np.where(visible[:, None], points, 0.0).astype(np.float32)
+        result = self.pipeline(image=image, keypoints=safe)
+        out = np.asarray(result["keypoints"], dtype=np.float64).reshape(-1, 2)
+        visible = visible.copy()
+        if any(name == "HorizontalFlip" for name, _ in _applied(result)):
+            order = np.arange(len(out))
+            for i, j in self.flip_pairs:
+                order[i], order[j] = j, i
+            out, visible = out[order], visible[order]
+        height, width = result["image"].shape[:2]
+        inside = (out[:, 0] >= -0.5) & (out[:, 0] <= width - 0.5) & (out[:, 1] >= -0.5) & (out[:, 1] <= height - 0.5)
+        return result["image"], out, visible & inside
+
+
+def _applied(result: dict):
+    applied = result.get("applied_transforms", [])
+    return [(item[0], item[1]) if isinstance(item, (tuple, list)) else (str(item), {}) for item in applied]
