@@ -94,7 +94,11 @@ def train(config: RunConfig, resume: bool = False, console=None) -> Path:
     monitor = task.monitor if val_set is not None else "train/loss"
     mode = task.monitor_mode if val_set is not None else "min"
     callbacks: list = [
-        ModelCheckpoint(dirpath=out, filename="best", monitor=monitor, mode=mode, save_top_k=1, save_last=True,
+        ModelCheckpoint(dirpath=out, filename="best", monitor=monitor, mode=mode, save_top_k=1,
+                        auto_insert_metric_name=False, enable_version_counter=False),
+        # A second, unmonitored checkpoint rewritten every epoch: Lightning's save_last only follows
+        # improvements of the monitored metric, which would make --resume repeat epochs.
+        ModelCheckpoint(dirpath=out, filename="last", monitor=None, save_top_k=1, every_n_epochs=1,
                         auto_insert_metric_name=False, enable_version_counter=False),
         EpochLog(out, console),
         PlotCallback(out, config.plot_every),
