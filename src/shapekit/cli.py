@@ -73,27 +73,42 @@ def train(
     console.print(f"done: {run_dir / 'best.ckpt'} (plots and metrics.csv beside it)")
 
 
+def _predictor(model: Optional[Path], task: Optional[str], engine: str):
+    """(task, torch model, onnx forward) for --model, or the task's shipped model when none is given."""
+    from .engine.onnx import load_predictor
+    from .tasks import get_task
+
+    if model is None:
+        if task is None:
+            raise ShapekitError("give --model CKPT (or --task TASK to use the model shipped for that task)")
+        shipped = getattr(get_task(task), "default_model", None)
+        if shipped is None or not Path(shipped).is_file():
+            raise ShapekitError(f"--task {task} ships no model; give --model CKPT")
+        model = Path(shipped)
+    return load_predictor(model, engine, task)
+
+
 @app.command()
 def evaluate(
-    model: Path = typer.Option(..., help="checkpoint (.ckpt)"),
     data: Path = typer.Option(..., help="annotated dataset folder"),
-    task: Optional[str] = typer.Option(None, help="check the checkpoint is of this task"),
+    model: Optional[Path] = typer.Option(None, help="checkpoint (.ckpt) or ONNX export; default: the task's shipped model"),
+    task: Optional[str] = typer.Option(None, help="task (checked against the model; picks the shipped model)"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the report as JSON here"),
     out: Optional[Path] = typer.Option(None, help="folder for plots (CED curve, worst images)"),
     normalisation: Optional[str] = typer.Option(None, help="NME normaliser: bbox | long_side | 'i,j' (two landmarks)"),
+    engine: str = typer.Option("auto", help="torch | onnx (onnxruntime)"),
     batch_size: int = typer.Option(8),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     precision: str = typer.Option("auto", help=PRECISION_HELP),
 ):
     """Compare predictions with the annotations of every image in --data."""
-    from .engine import load_model
     from .io.atomic import write_json
 
-    task_obj, net = load_model(model, task)
+    task_obj, net, forward = _predictor(model, task, engine)
     report = task_obj.evaluate(net, data, runtime=_runtime(device, precision), batch_size=batch_size,
-                               normalisation=normalisation, out_dir=out)
+                               normalisation=normalisation, out_dir=out, forward=forward)
     report = {k: v for k, v in report.items() if not k.startswith("_")}
-    report["model"] = str(model)
+    report["model"] = str(model or "shipped")
     task_obj.print_report(report, console)
     if json_out:
         write_json(json_out, report)
@@ -103,26 +118,40 @@ def evaluate(
 @app.command()
 def predict(
     inputs: List[Path] = typer.Argument(..., help="images and/or folders of images"),
-    model: Path = typer.Option(..., help="checkpoint (.ckpt)"),
     out: Path = typer.Option(..., help="output folder"),
-    fmt: str = typer.Option("tps", "--format", help="tps | coco | csv"),
-    task: Optional[str] = typer.Option(None, help="check the checkpoint is of this task"),
+    model: Optional[Path] = typer.Option(None, help="checkpoint (.ckpt) or ONNX export; default: the task's shipped model"),
+    task: Optional[str] = typer.Option(None, help="task (checked against the model; picks the shipped model)"),
+    fmt: Optional[str] = typer.Option(None, "--format", help="landmarks: tps | coco | csv; segment: png"),
     y_origin: Optional[str] = typer.Option(None, help="TPS y axis: bottom | top (default: as in the training data)"),
     overlays: bool = typer.Option(True, help="write overlay PNGs"),
+    engine: str = typer.Option("auto", help="torch | onnx (onnxruntime)"),
     batch_size: int = typer.Option(8),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     precision: str = typer.Option("auto", help=PRECISION_HELP),
 ):
-    """Predict on new images; writes predictions (TPS/COCO/CSV) and overlays to --out."""
-    from .engine import load_model
-
-    task_obj, net = load_model(model, task)
-    result = task_obj.predict(net, inputs, out, fmt=fmt, runtime=_runtime(device, precision), batch_size=batch_size,
-                              overlays=overlays, y_origin=y_origin, console=console)
+    """Predict on new images; writes predictions and overlays to --out."""
+    task_obj, net, forward = _predictor(model, task, engine)
+    result = task_obj.predict(net, inputs, out, fmt=fmt or task_obj.output_formats[0],
+                              runtime=_runtime(device, precision), batch_size=batch_size, overlays=overlays,
+                              y_origin=y_origin, console=console, forward=forward)
     console.print(f"{result['n_images']} images -> {result['file']}")
     if result["failed"]:
         err_console.print(f"{len(result['failed'])} images could not be read (listed above)")
         raise typer.Exit(1)
+
+
+@app.command()
+def export(
+    model: Path = typer.Option(..., help="checkpoint (.ckpt)"),
+    out: Path = typer.Option(..., help="output file, e.g. model.onnx"),
+    fmt: str = typer.Option("onnx", "--format", help="onnx"),
+):
+    """Export a checkpoint for deployment (ONNX, with the task metadata inside)."""
+    from .engine.onnx import export_onnx
+
+    if fmt != "onnx":
+        raise ShapekitError(f"--format {fmt!r}: only onnx export is available")
+    console.print(f"exported: {export_onnx(model, out)}")
 
 
 @app.command()

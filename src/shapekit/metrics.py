@@ -95,3 +95,44 @@ def summarize_landmark_errors(errors: np.ndarray, long_sides: np.ndarray, names:
 
 def _safe(fn, values) -> float | None:
     return float(fn(values)) if len(values) else None
+
+
+# --- segmentation ------------------------------------------------------------------------------------
+
+def mask_confusion(pred: np.ndarray, true: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C, C) pixel counts, rows = true class, columns = predicted class."""
+    index = true.astype(np.int64).ravel() * num_classes + pred.astype(np.int64).ravel()
+    return np.bincount(index, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def binary_mask_scores(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    """IoU, Dice and pixel accuracy of one binary mask; an empty truth and empty prediction scores 1."""
+    pred, true = pred.astype(bool), true.astype(bool)
+    intersection = np.count_nonzero(pred & true)
+    union = np.count_nonzero(pred | true)
+    total = np.count_nonzero(pred) + np.count_nonzero(true)
+    return {"iou": intersection / union if union else 1.0, "dice": 2 * intersection / total if total else 1.0,
+            "pixel_accuracy": float(np.mean(pred == true)), "intersection": intersection, "union": union}
+
+
+def summarize_segmentation(per_image: list[dict[str, float]], confusion: np.ndarray | None = None,
+                           class_names: list[str] | None = None) -> dict:
+    """Mean of per-image scores, pooled IoU (all pixels of all images), and per-class IoU for label maps."""
+    iou = np.array([s["iou"] for s in per_image])
+    summary = {
+        "n_images": len(per_image),
+        "iou_mean": float(iou.mean()), "iou_median": float(np.median(iou)), "iou_min": float(iou.min()),
+        "iou_pooled": float(sum(s["intersection"] for s in per_image) / max(1, sum(s["union"] for s in per_image))),
+        "dice_mean": float(np.mean([s["dice"] for s in per_image])),
+        "pixel_accuracy_mean": float(np.mean([s["pixel_accuracy"] for s in per_image])),
+    }
+    if confusion is not None:
+        tp = np.diag(confusion).astype(float)
+        union = confusion.sum(0) + confusion.sum(1) - tp
+        present = confusion.sum(1) > 0
+        per_class = np.divide(tp, union, out=np.full_like(tp, np.nan), where=union > 0)
+        summary["miou"] = float(np.nanmean(per_class[present])) if present.any() else None
+        summary["per_class_iou"] = {name: (None if np.isnan(v) else float(v))
+                                    for name, v in zip(class_names or range(len(tp)), per_class)}
+        summary["pixel_accuracy_pooled"] = float(tp.sum() / max(1, confusion.sum()))
+    return summary

@@ -159,3 +159,47 @@ def plot_ced(curves: dict[str, dict], path: Path, normalisation: str) -> Path:
     ax.legend(loc="lower right")
     ax.set_title("Cumulative error distribution")
     return save_figure(fig, path)
+
+
+MASK_COLOURS = np.array([[0, 0, 0], [255, 60, 60], [60, 200, 255], [255, 210, 0], [120, 255, 120], [200, 80, 255],
+                         [255, 140, 40], [0, 160, 120], [150, 150, 255], [255, 120, 200]], np.uint8)
+
+
+def mask_colours(count: int) -> np.ndarray:
+    reps = int(np.ceil(count / len(MASK_COLOURS)))
+    return np.tile(MASK_COLOURS, (reps, 1))[:max(count, 2)]
+
+
+def mask_overlay(image: np.ndarray, mask: np.ndarray, truth: np.ndarray | None = None, alpha: float = 0.45) -> np.ndarray:
+    """Image with the predicted mask tinted by class and, optionally, the true mask outlined in green."""
+    colours = mask_colours(int(mask.max()) + 1)
+    tint = colours[mask]
+    out = image.astype(np.float32)
+    chosen = mask > 0
+    out[chosen] = (1 - alpha) * out[chosen] + alpha * tint[chosen]
+    out = out.astype(np.uint8)
+    if truth is not None:
+        contours, _ = cv2.findContours((truth > 0).astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(out, contours, -1, (40, 255, 40), max(1, round(max(image.shape[:2]) / 300)))
+    return out
+
+
+def cutout(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """RGBA cut-out: the image where the mask is set, transparent elsewhere."""
+    return np.dstack([image, (mask > 0).astype(np.uint8) * 255])
+
+
+def plot_mask_grid(images, preds, truths, path: Path, suptitle: str = "", titles=None) -> Path:
+    count = len(images)
+    cols = min(3, count)
+    rows = math.ceil(count / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4.4 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for k, (ax, image, pred, truth) in enumerate(zip(axes.ravel(), images, preds, truths)):
+        ax.imshow(mask_overlay(image, pred, truth))
+        if titles:
+            ax.set_title(titles[k], fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    return save_figure(fig, path)

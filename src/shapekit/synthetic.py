@@ -20,8 +20,8 @@ NUM_VERTICES = 6
 LANDMARK_NAMES = [f"vertex{k + 1}" for k in range(NUM_VERTICES)] + ["junction"]
 
 
-def _specimen(rng: np.random.Generator, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """Draw one image; returns (image, landmarks (N, 2) in top-left pixel coordinates)."""
+def _specimen(rng: np.random.Generator, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Draw one image; returns (image, landmarks (N, 2) in top-left pixel coordinates, object mask)."""
     base = np.array([rng.uniform(60, 200), rng.uniform(60, 200), rng.uniform(60, 200)])
     noise = rng.normal(0, rng.uniform(4, 14), size=(height // 4 + 1, width // 4 + 1, 3))
     background = np.clip(base + cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC), 0, 255)
@@ -41,6 +41,8 @@ def _specimen(rng: np.random.Generator, width: int, height: int) -> tuple[np.nda
     shift = 4  # sub-pixel drawing precision for OpenCV
     polygon = np.round(vertices * (1 << shift)).astype(np.int32)
     cv2.fillPoly(image, [polygon], tuple(float(c) for c in fill), cv2.LINE_AA, shift)
+    mask = np.zeros((height, width), np.uint8)
+    cv2.fillPoly(mask, [polygon], 1, cv2.LINE_8, shift)
     edge = tuple(float(c) for c in fill * 0.45)
     cv2.polylines(image, [polygon], True, edge, 2, cv2.LINE_AA, shift)
     for k in (0, 2, 4):
@@ -50,7 +52,7 @@ def _specimen(rng: np.random.Generator, width: int, height: int) -> tuple[np.nda
     image = cv2.GaussianBlur(image, (3, 3), rng.uniform(0.1, 0.9))
     image = np.clip(image + rng.normal(0, 3, image.shape), 0, 255).astype(np.uint8)
     # OpenCV's sub-pixel drawing puts pixel centres at integers, as shapekit does.
-    return image, np.vstack([vertices, junction[None]])
+    return image, np.vstack([vertices, junction[None]]), mask
 
 
 def make_landmark_dataset(out: str | Path, n_images: int = 120, width: int = 160, height: int = 128,
@@ -60,9 +62,31 @@ def make_landmark_dataset(out: str | Path, n_images: int = 120, width: int = 160
     rng = np.random.default_rng(seed)
     specimens = []
     for k in range(n_images):
-        image, points = _specimen(rng, width, height)
+        image, points, _ = _specimen(rng, width, height)
         name = f"specimen_{k:04d}.png"
         save_image(out / "images" / name, image)
         specimens.append(tps.TpsSpecimen(tps.from_top_origin(points, height), image=name, id=str(k)))
     tps.write_tps(out / "landmarks.tps", specimens)
+    return out
+
+
+def make_mask_dataset(out: str | Path, n_images: int = 60, width: int = 128, height: int = 96, seed: int = 0,
+                      multiclass: bool = False) -> Path:
+    """Write ``out/images`` and ``out/masks`` (0/255), or with ``multiclass`` ``out/labels`` + classes.txt, where
+    the specimen's left and right halves are classes 1 and 2."""
+    out = Path(out)
+    rng = np.random.default_rng(seed)
+    for k in range(n_images):
+        image, points, mask = _specimen(rng, width, height)
+        name = f"specimen_{k:04d}"
+        save_image(out / "images" / f"{name}.jpg", image)
+        if multiclass:
+            labels = mask.copy()
+            centre_x = int(round(points[-1, 0]))
+            labels[:, centre_x:] *= 2
+            save_image(out / "labels" / f"{name}.png", labels)
+        else:
+            save_image(out / "masks" / f"{name}.png", mask * 255)
+    if multiclass:
+        (out / "classes.txt").write_text("0 background\n1 left\n2 right\n")
     return out

@@ -34,11 +34,13 @@ class Letterbox:
         new_h = max(1, min(height, round(src_height * scale)))
         return cls(new_w / src_width, new_h / src_height, (width - new_w) // 2, (height - new_h) // 2, width, height)
 
-    def apply_image(self, image: np.ndarray, fill: int = 0) -> np.ndarray:
+    def apply_image(self, image: np.ndarray, fill: int = 0, interpolation: int | None = None) -> np.ndarray:
+        """Resize and pad an image (or, with cv2.INTER_NEAREST, a label map)."""
         src_h, src_w = image.shape[:2]
         new_w, new_h = round(src_w * self.sx), round(src_h * self.sy)
-        shrinking = new_w < src_w or new_h < src_h
-        resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        if interpolation is None:
+            interpolation = cv2.INTER_AREA if new_w < src_w or new_h < src_h else cv2.INTER_LINEAR
+        resized = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
         canvas = np.full((self.height, self.width) + image.shape[2:], fill, dtype=image.dtype)
         canvas[self.pad_y:self.pad_y + new_h, self.pad_x:self.pad_x + new_w] = resized
         return canvas
@@ -121,3 +123,17 @@ class KeypointAugmenter:
 def _applied(result: dict):
     applied = result.get("applied_transforms", [])
     return [(item[0], item[1]) if isinstance(item, (tuple, list)) else (str(item), {}) for item in applied]
+
+
+def mask_augmenter(options: AugmentOptions, fill: int = 0) -> A.Compose:
+    """Albumentations pipeline for an image and its mask (flip, shift-scale-rotate, colour)."""
+    transforms: list = [
+        A.Affine(scale=(1 - options.scale, 1 + options.scale), translate_percent=(-options.shift, options.shift),
+                 rotate=(-options.rotate, options.rotate), shear=(-options.shear, options.shear), keep_ratio=True,
+                 border_mode=cv2.BORDER_CONSTANT, fill=fill, fill_mask=0, p=0.9),
+        A.ColorJitter(brightness=options.color, contrast=options.color, saturation=options.color * 0.8,
+                      hue=min(0.5, options.color * 0.1), p=0.8),
+    ]
+    if options.hflip:
+        transforms.insert(0, A.HorizontalFlip(p=0.5))
+    return A.Compose(transforms)

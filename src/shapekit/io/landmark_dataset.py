@@ -251,8 +251,15 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 def split_dataset(folder: str | Path, out: str | Path, test_fraction: float = 0.2, seed: int = 0,
                   names: tuple[str, str] = ("train", "test")) -> tuple[Path, Path]:
-    """Split a dataset folder into two dataset folders; images are symlinked, annotations subset as-is."""
+    """Split a dataset folder into two dataset folders; images are symlinked, annotations subset as-is.
+
+    Works for landmark folders (TPS / COCO / CSV) and mask folders (masks/ or labels/)."""
     folder, out = Path(folder), Path(out)
+    for part in names:
+        if (out / part).resolve() == folder.resolve():
+            raise ShapekitError(f"{out / part}: refusing to write a split over its source dataset")
+    if (folder / "masks").is_dir() or (folder / "labels").is_dir():
+        return _split_mask_folder(folder, out, test_fraction, seed, names)
     annotation_file = find_annotation_file(folder)
     images = images_folder(folder)
     suffix = annotation_file.suffix.lower()
@@ -272,8 +279,6 @@ def split_dataset(folder: str | Path, out: str | Path, test_fraction: float = 0.
     outputs = []
     for part_name, indices in zip(names, parts):
         target = out / part_name
-        if target.resolve() == folder.resolve():
-            raise ShapekitError(f"{target}: refusing to write a split over its source dataset")
         for i in indices:
             _link_or_copy(images / image_of[i], target / "images" / image_of[i])
         if suffix == ".tps":
@@ -287,5 +292,23 @@ def split_dataset(folder: str | Path, out: str | Path, test_fraction: float = 0.
         else:
             csv_landmarks.write_csv(target / "landmarks.csv", [image_names[i] for i in indices],
                                     points[indices], landmark_names)
+        outputs.append(target)
+    return outputs[0], outputs[1]
+
+
+def _split_mask_folder(folder: Path, out: Path, test_fraction: float, seed: int,
+                       names: tuple[str, str]) -> tuple[Path, Path]:
+    from .masks import load_mask_set
+
+    data = load_mask_set(folder)
+    outputs = []
+    for part_name, indices in zip(names, split_indices(len(data), test_fraction, seed)):
+        target = out / part_name
+        for i in indices:
+            record = data.records[i]
+            _link_or_copy(record.image_path, target / "images" / record.image_path.name)
+            _link_or_copy(record.mask_path, target / record.mask_path.parent.name / record.mask_path.name)
+        if (folder / "classes.txt").is_file():
+            shutil.copy2(folder / "classes.txt", target / "classes.txt")
         outputs.append(target)
     return outputs[0], outputs[1]

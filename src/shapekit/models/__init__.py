@@ -9,6 +9,7 @@ from torch import nn
 from ..errors import ShapekitError
 from .encoders import available_encoders, create_encoder, imagenet_classifier, resolve_weights
 from .heatmap_unet import HeatmapUNet
+from .seg_unet import SegmentationUNet
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -31,6 +32,7 @@ def available_models() -> list[str]:
 
 
 register_model("heatmap_unet")(HeatmapUNet)
+register_model("seg_unet")(SegmentationUNet)
 
-__all__ = ["HeatmapUNet", "available_encoders", "available_models", "create_encoder", "create_model",
+__all__ = ["HeatmapUNet", "SegmentationUNet", "available_encoders", "available_models", "create_encoder", "create_model",
            "imagenet_classifier", "register_model", "resolve_weights"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -16,17 +16,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..engine.inference import ForwardFn, letterboxed_batches
 from ..engine.runtime import Runtime
 from ..errors import InputError, ShapekitError
 from ..io.atomic import save_image, write_json
-from ..io.images import list_images, read_image
+from ..io.images import read_image
 from ..io.landmark_dataset import (OUTPUT_FILES, LandmarkSet, infer_flip_pairs, load_landmark_set, split_indices,
                                    write_landmarks)
 from ..metrics import landmark_errors, normalisers, parse_normalisation, summarize_landmark_errors
 from ..plots import draw_landmarks, plot_ced, plot_overlay_grid
 from ..progress import track
 from ..transforms import AugmentOptions, KeypointAugmenter, Letterbox, invert_letterbox_points
-from .base import Task
+from .base import Task, read_inputs
 
 PAD_FILL = 0
 
@@ -172,32 +173,16 @@ class KeypointTask(Task):
 
     # --- inference ------------------------------------------------------------------------------
     def infer_images(self, model: nn.Module | None, images: list[np.ndarray], runtime: Runtime,
-                     batch_size: int = 8, forward: Callable[[np.ndarray], np.ndarray] | None = None):
-        """Points (M, N, 2) in original pixels and confidences (M, N) for RGB uint8 images.
-
-        ``forward`` replaces the PyTorch model (e.g. an onnxruntime session): float32 NCHW in, raw out.
-        """
-        size = self.input_size
-        fill = int(self.meta.get("pad_fill", PAD_FILL))
-        points_out, conf_out = [], []
-        if model is not None:
-            model = runtime.prepare_model(model)
-        for start in range(0, len(images), batch_size):
-            chunk = images[start:start + batch_size]
-            boxes = [Letterbox.fit(im.shape[1], im.shape[0], size) for im in chunk]
-            batch = np.stack([b.apply_image(im, fill) for b, im in zip(boxes, chunk)])
-            tensor = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)
-            if forward is not None:
-                raw = torch.from_numpy(forward(tensor.numpy()))
-            else:
-                with torch.inference_mode(), runtime.autocast():
-                    raw = model(runtime.prepare_input(tensor))
-            points, conf = self.decode(raw.float().cpu())
-            params = np.stack([b.as_array() for b in boxes])
+                     batch_size: int = 8, forward: ForwardFn | None = None):
+        """Points (M, N, 2) in original pixels and confidences (M, N) for RGB uint8 images."""
+        count = self.meta["num_landmarks"]
+        points_out, conf_out = [np.zeros((0, count, 2))], [np.zeros((0, count))]
+        for raw, boxes in letterboxed_batches(images, self.input_size, model, runtime, batch_size,
+                                              int(self.meta.get("pad_fill", PAD_FILL)), forward):
+            points, conf = self.decode(raw)
+            params = np.stack([box.as_array() for box in boxes])
             points_out.append(invert_letterbox_points(points.double().numpy(), params))
             conf_out.append(conf.float().numpy())
-        if not points_out:
-            return np.zeros((0, self.meta["num_landmarks"], 2)), np.zeros((0, self.meta["num_landmarks"]))
         return np.concatenate(points_out), np.concatenate(conf_out)
 
     def predict(self, model, inputs, out, fmt: str = "tps", runtime: Runtime | None = None, batch_size: int = 8,
@@ -206,21 +191,10 @@ class KeypointTask(Task):
             raise ShapekitError(f"--format {fmt!r}: choose tps, coco or csv for landmark tasks")
         runtime = runtime or Runtime.create()
         out = Path(out)
-        paths = list_images(inputs)
-        if not paths:
-            raise ShapekitError("no images to predict on (looked for .jpg .png .tif .bmp .webp)")
-        images, kept, failed = [], [], []
-        for path in paths:
-            try:
-                images.append(read_image(path))
-                kept.append(path)
-            except InputError as exc:
-                failed.append(str(exc))
-                if console is not None:
-                    console.print(f"[red]skipped[/] {exc}")
+        images, kept, failed = read_inputs(inputs, console)
         points, conf = self.infer_images(model, images, runtime, batch_size, forward)
         target = out / OUTPUT_FILES[fmt]
-        if any(target.resolve() == p.resolve() for p in paths):
+        if any(target.resolve() == p.resolve() for p in kept):
             raise ShapekitError(f"{target}: refusing to overwrite an input file")
         write_landmarks(target, fmt, [p.name for p in kept], points, self.names,
                         heights=[im.shape[0] for im in images], widths=[im.shape[1] for im in images],

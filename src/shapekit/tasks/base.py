@@ -23,6 +23,28 @@ from ..errors import ShapekitError
 _TASKS: dict[str, type["Task"]] = {}
 
 
+def read_inputs(inputs, console=None):
+    """Images from files and folders; unreadable ones are reported in one line each and skipped.
+
+    Returns (images, paths, failures)."""
+    from ..errors import InputError
+    from ..io.images import list_images, read_image
+
+    paths = list_images(inputs)
+    if not paths:
+        raise ShapekitError("no images to predict on (looked for .jpg .png .tif .bmp .webp)")
+    images, kept, failed = [], [], []
+    for path in paths:
+        try:
+            images.append(read_image(path))
+            kept.append(path)
+        except InputError as exc:
+            failed.append(str(exc))
+            if console is not None:
+                console.print(f"[red]skipped[/] {exc}")
+    return images, kept, failed
+
+
 def register_task(cls: type["Task"]) -> type["Task"]:
     _TASKS[cls.name] = cls
     return cls
@@ -50,6 +72,7 @@ class Task(ABC):
     monitor: ClassVar[str] = "val/loss"  # metric that picks best.ckpt
     monitor_mode: ClassVar[str] = "min"
     output_formats: ClassVar[tuple[str, ...]] = ()
+    default_model: ClassVar[Path | None] = None  # a model shipped in the package, used when --model is omitted
 
     def __init__(self, config: RunConfig, meta: dict[str, Any] | None = None):
         self.config = config

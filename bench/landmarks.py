@@ -1,0 +1,173 @@
+"""Heatmap landmark benchmark on the real morphometrics datasets, with dlib (ml-morph) as baseline.
+
+For each dataset: a fixed-seed 80/20 split; shapekit's heatmap U-Net is trained on the 80 % within a
+stated CPU budget, dlib's ensemble-of-regression-trees shape predictor (the ml-morph method, whole
+image as the object box) on the same images; both are scored on the unseen 20 % in original pixels.
+
+    python bench/landmarks.py                      # all three datasets, 10 CPU minutes each
+    python bench/landmarks.py --datasets drosophila-wings --minutes 3
+
+Writes bench/results/landmarks.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DATA, WORK, console, print_table, save_results  # noqa: E402
+
+from shapekit.config import RunConfig  # noqa: E402
+from shapekit.engine import Runtime, load_model, train  # noqa: E402
+from shapekit.io import load_landmark_set, read_image  # noqa: E402
+from shapekit.io.landmark_dataset import split_dataset  # noqa: E402
+from shapekit.metrics import landmark_errors, summarize_landmark_errors  # noqa: E402
+
+DATASETS = ["mollusc-shells", "drosophila-wings", "lizard-toepads"]
+
+
+def measure_train_throughput(config: RunConfig, num_landmarks: int) -> float:
+    """Training images per second for this model and input size (forward + backward + Adam step)."""
+    from shapekit.models import create_model
+
+    runtime = Runtime.create(config.device, config.precision)
+    model = create_model("heatmap_unet", num_landmarks=num_landmarks, encoder=config.encoder, encoder_weights=None)
+    model = model.to(runtime.device).train()
+    if runtime.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters())
+    images = runtime.prepare_input(torch.rand(config.batch_size, 3, config.input_size, config.input_size))
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        with runtime.autocast():
+            loss = model(images).float().sigmoid().mean()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        times.append(time.perf_counter() - start)
+    return config.batch_size / float(np.median(times[1:]))
+
+
+def shapekit_run(name: str, train_dir: Path, test_dir: Path, args) -> dict:
+    run_dir = WORK / "landmarks" / name / f"run_{args.input_size}"
+    n_train = len(load_landmark_set(train_dir))
+    config = RunConfig(task="landmarks", data=train_dir, out=run_dir, input_size=args.input_size, seed=args.seed,
+                       batch_size=8, val_fraction=0.1, plot_every=10)
+    if not (run_dir / "best.ckpt").exists() or args.retrain:
+        ips = measure_train_throughput(config, load_landmark_set(train_dir).num_landmarks)
+        # Epochs that fit the budget (validation and data loading take ~15 % on top of the network).
+        epochs = max(5, math.floor(args.minutes * 60 * ips * 0.85 / (n_train * 0.9)))
+        console.print(f"[bold]{name}[/]: {n_train} images, {ips:.1f} train img/s -> {epochs} epochs")
+        if run_dir.exists():
+            import shutil
+            shutil.rmtree(run_dir)
+        config = config.model_copy(update={"epochs": epochs, "max_minutes": args.minutes * 1.1})
+        start = time.time()
+        train(config, console=console)
+        train_minutes = (time.time() - start) / 60
+        (run_dir / "train_minutes.txt").write_text(f"{train_minutes:.3f}\n")
+    train_minutes = float((run_dir / "train_minutes.txt").read_text())
+    task, model = load_model(run_dir / "best.ckpt")
+    runtime = Runtime.create()
+    report = task.evaluate(model, test_dir, runtime=runtime, out_dir=run_dir / "test_evaluation")
+    records = load_landmark_set(test_dir).records
+    images = [read_image(r.image_path) for r in records]
+    task.infer_images(model, images[:8], runtime)  # warm-up
+    start = time.perf_counter()
+    task.infer_images(model, images, runtime, batch_size=8)
+    predict_ips = len(images) / (time.perf_counter() - start)
+    return {"method": f"shapekit heatmap U-Net ({args.input_size}px)", "epochs": task.config.epochs,
+            "train_minutes": train_minutes, "mean_px": report["mean_px"], "median_px": report["median_px"],
+            "mean_pct_long_side": report["mean_pct_long_side"], "predict_img_per_s": predict_ips,
+            "per_landmark_mean_px": [r["mean_px"] for r in report["per_landmark"]],
+            "pck_pct_long_side": report["pck_pct_long_side"]}
+
+
+def dlib_run(train_dir: Path, test_dir: Path, args) -> dict:
+    """ml-morph's recipe: dlib shape predictor, the whole image as the object box."""
+    import dlib
+
+    def load(folder):
+        data = load_landmark_set(folder)
+        images, boxes = [], []
+        for record in data.records:
+            image = read_image(record.image_path)
+            rect = dlib.rectangle(1, 1, record.width - 1, record.height - 1)
+            parts = [dlib.point(int(round(x)), int(round(y))) for x, y in record.points]
+            images.append(image)
+            boxes.append([dlib.full_object_detection(rect, parts)])
+        return data, images, boxes
+
+    _, train_images, train_boxes = load(train_dir)
+    test_data, test_images, _ = load(test_dir)
+    options = dlib.shape_predictor_training_options()
+    # ml-morph's shape_trainer.py defaults.
+    options.tree_depth = 4
+    options.cascade_depth = 15
+    options.nu = 0.1
+    options.oversampling_amount = 10
+    options.feature_pool_size = 500
+    options.num_test_splits = 20
+    options.num_threads = os.cpu_count() or 1
+    options.be_verbose = False
+    start = time.time()
+    predictor = dlib.train_shape_predictor(train_images, train_boxes, options)
+    train_minutes = (time.time() - start) / 60
+    start = time.perf_counter()
+    predictions = []
+    for image, record in zip(test_images, test_data.records):
+        shape = predictor(image, dlib.rectangle(1, 1, record.width - 1, record.height - 1))
+        predictions.append([[p.x, p.y] for p in shape.parts()])
+    predict_ips = len(test_images) / (time.perf_counter() - start)
+    true = np.stack([r.points for r in test_data.records])
+    summary = summarize_landmark_errors(landmark_errors(np.asarray(predictions, float), true),
+                                        np.array([r.long_side for r in test_data.records]), test_data.names)
+    return {"method": "dlib shape predictor (ml-morph)", "epochs": None, "train_minutes": train_minutes,
+            "mean_px": summary["mean_px"], "median_px": summary["median_px"],
+            "mean_pct_long_side": summary["mean_pct_long_side"], "predict_img_per_s": predict_ips,
+            "per_landmark_mean_px": [r["mean_px"] for r in summary["per_landmark"]],
+            "pck_pct_long_side": summary["pck_pct_long_side"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=DATASETS)
+    parser.add_argument("--minutes", type=float, default=10.0, help="CPU training budget per dataset")
+    parser.add_argument("--input-size", type=int, default=256)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--test-fraction", type=float, default=0.2)
+    parser.add_argument("--no-dlib", action="store_true")
+    parser.add_argument("--retrain", action="store_true", help="train even if a run for these settings exists")
+    args = parser.parse_args()
+    os.environ.setdefault("SHAPEKIT_NO_PROGRESS", "1")
+    torch.manual_seed(args.seed)
+
+    results, rows = {}, []
+    for name in args.datasets:
+        train_dir, test_dir = split_dataset(DATA / name, WORK / "landmarks" / name / "split", args.test_fraction,
+                                            args.seed)
+        n_train, n_test = len(load_landmark_set(train_dir)), len(load_landmark_set(test_dir))
+        entries = [shapekit_run(name, train_dir, test_dir, args)]
+        if not args.no_dlib:
+            entries.append(dlib_run(train_dir, test_dir, args))
+        results[name] = {"n_train": n_train, "n_test": n_test, "methods": entries}
+        for entry in entries:
+            rows.append([name, entry["method"], n_train, n_test, entry["mean_px"], entry["median_px"],
+                         entry["mean_pct_long_side"], entry["train_minutes"], entry["predict_img_per_s"]])
+    print_table("Landmark error on held-out images (original pixels)",
+                ["dataset", "method", "train", "test", "mean px", "median px", "% long side", "train min",
+                 "predict img/s"], rows)
+    save_results("landmarks", {"settings": vars(args), "datasets": results})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""ONNX export and onnxruntime inference. The task metadata travels inside the .onnx file, so an
+exported model predicts on its own: ``shapekit predict --model model.onnx ...``."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import RunConfig
+from ..errors import InputError, ShapekitError
+from ..io.atomic import atomic_open
+from .checkpoint import META_KEY, load_model, read_checkpoint
+
+ONNX_OPSET = 17
+
+
+def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
+    import onnx
+
+    checkpoint, out = Path(checkpoint), Path(out)
+    if out.resolve() == checkpoint.resolve():
+        raise ShapekitError(f"{out}: refusing to overwrite the checkpoint")
+    meta = read_checkpoint(checkpoint)[META_KEY]
+    task, model = load_model(checkpoint)
+    size = task.input_size
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        raw_path = Path(tmp) / "model.onnx"
+        torch.onnx.export(model.float().eval(), torch.rand(1, 3, size, size), str(raw_path), input_names=["image"],
+                          output_names=["output"], dynamic_axes={"image": {0: "batch"}, "output": {0: "batch"}},
+                          opset_version=ONNX_OPSET, dynamo=False)
+        graph = onnx.load(str(raw_path))
+    entry = graph.metadata_props.add()
+    entry.key, entry.value = META_KEY, json.dumps(meta)
+    with atomic_open(out, "wb") as handle:
+        handle.write(graph.SerializeToString())
+    return out
+
+
+class OnnxForward:
+    """Callable running an exported model with onnxruntime: float32 NCHW in, raw output out."""
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as exc:
+            raise InputError(path, f"onnxruntime cannot load this model ({exc})") from None
+        self.input_name = self.session.get_inputs()[0].name
+        meta = self.session.get_modelmeta().custom_metadata_map.get(META_KEY)
+        if meta is None:
+            raise InputError(path, "not a shapekit ONNX export (no task metadata inside)")
+        self.meta = json.loads(meta)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(images, dtype=np.float32)})[0]
+
+
+def load_predictor(model_path: str | Path, engine: str = "auto", task_name: str | None = None):
+    """(task, torch model or None, onnx forward or None) for a .ckpt or .onnx model and an engine."""
+    from ..tasks import get_task
+
+    model_path = Path(model_path)
+    if engine not in ("auto", "torch", "onnx"):
+        raise ShapekitError(f"--engine {engine!r}: choose torch or onnx")
+    is_onnx = model_path.suffix.lower() == ".onnx"
+    if is_onnx and engine == "torch":
+        raise ShapekitError(f"{model_path}: an ONNX file runs with --engine onnx only")
+    if not is_onnx and engine != "onnx":
+        task, model = load_model(model_path, task_name)
+        return task, model, None
+    if not is_onnx:
+        # Export a .ckpt on the fly into a temporary file (nothing is written beside the user's checkpoint).
+        tmp = Path(tempfile.mkdtemp(prefix="shapekit-onnx-")) / "model.onnx"
+        model_path = export_onnx(model_path, tmp)
+    if not model_path.is_file():
+        raise InputError(model_path, "model file not found")
+    forward = OnnxForward(model_path)
+    meta = forward.meta
+    if task_name is not None and task_name != meta["task"]:
+        raise InputError(model_path, f"is a {meta['task']!r} model, not {task_name!r}")
+    task = get_task(meta["task"])(RunConfig(**meta["config"]), meta["meta"])
+    return task, None, forward
