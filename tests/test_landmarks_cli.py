@@ -24,7 +24,7 @@ def test_training_leaves_checkpoints_metrics_and_plots(trained_run):
     meta = torch.load(trained_run / "best.ckpt", weights_only=False)["shapekit"]
     assert meta["task"] == "landmarks"
     assert meta["meta"]["landmark_names"] == [f"lm{k}" for k in range(1, 8)]
-    assert meta["meta"]["input_size"] == 128 and meta["meta"]["y_origin"] == "bottom"
+    assert meta["meta"]["input_shape"] == [128, 128] and meta["meta"]["y_origin"] == "bottom"
     assert yaml.safe_load((trained_run / "config.yaml").read_text())["epochs"] == 14
     # The loss went down: the network learned.
     losses = [float(r.split(",")[rows[0].split(",").index("train_loss")]) for r in rows[1:]]

@@ -122,3 +122,25 @@ def test_onnx_landmarks_match_pytorch(trained_run, synthetic_split, tmp_path):
     b = {s.image: s.points for s in read_tps(tmp_path / "onnx" / "predictions.tps")}
     assert a.keys() == b.keys()
     assert max(np.abs(a[k] - b[k]).max() for k in a) < 0.1
+
+
+def test_shipped_clothing_model_on_the_astronaut_photo(tmp_path):
+    """No --model: the model shipped in the package. The suit is clothing; face and wall are not."""
+    from skimage import data
+
+    from shapekit.io.atomic import save_image
+    from shapekit.tasks.segment import SegmentTask
+
+    assert SegmentTask.default_model.is_file()
+    assert SegmentTask.default_model.stat().st_size <= 15 * 1024 * 1024
+    assert SegmentTask.default_model.with_suffix(".md").is_file()  # model card
+    photo = save_image(tmp_path / "astronaut.png", data.astronaut())
+    main(["predict", "--task", "segment", str(photo), "--out", str(tmp_path / "out")])
+    mask = np.asarray(Image.open(tmp_path / "out" / "masks" / "astronaut.png")) > 0
+    assert mask.shape == (512, 512)
+    suit = mask[320:480, 60:260].mean()
+    face = mask[80:180, 185:265].mean()
+    wall = mask[20:120, 300:370].mean()
+    assert suit > 0.8 and face < 0.1 and wall < 0.1, (suit, face, wall)
+    cut = np.asarray(Image.open(tmp_path / "out" / "cutouts" / "astronaut.png"))
+    assert cut.shape == (512, 512, 4) and (cut[..., 3][mask] == 255).all() and (cut[..., 3][~mask] == 0).all()

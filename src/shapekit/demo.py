@@ -40,7 +40,7 @@ def run_demo(out: Path = Path("shapekit-demo"), minutes: float = 1.0, console=No
                        epochs=max(4, round(20 * minutes)), max_minutes=minutes * 1.5, lr=2e-3, plot_every=10)
     run = train(config, console=console)
 
-    say("[3/4] evaluating on the held-out images")
+    say("[3/5] evaluating on the held-out images")
     task, model = load_model(run / "best.ckpt")
     runtime = Runtime.create()
     report = task.evaluate(model, test_dir, runtime=runtime, out_dir=out / "evaluation")
@@ -49,10 +49,11 @@ def run_demo(out: Path = Path("shapekit-demo"), minutes: float = 1.0, console=No
     if console is not None:
         task.print_report(report, console)
 
-    say("[4/4] predicting on the held-out images")
+    say("[4/5] predicting on the held-out images")
     prediction = task.predict(model, [test_dir / "images"], out / "predictions", fmt="tps", runtime=runtime)
 
     overlays = sorted((out / "predictions" / "overlays").glob("*.png"))[:3]
+    clothing = _clothing_demo(out, runtime, say)
     lines = [
         "# shapekit demo report", "",
         f"Procedural specimens ({len(task.meta['train_ids'])} training + {len(task.meta['val_ids'])} validation, "
@@ -73,5 +74,26 @@ def run_demo(out: Path = Path("shapekit-demo"), minutes: float = 1.0, console=No
         f"- model: `run/best.ckpt` (try `shapekit predict --model {run / 'best.ckpt'} IMAGES --out DIR`)",
         f"- predictions: `{Path(prediction['file']).relative_to(out)}` (tpsDig convention) and overlays:",
         *[f"  ![{p.stem}]({p.relative_to(out)})" for p in overlays],
+        "", *clothing,
     ]
     return write_text(out / "report.md", "\n".join(lines) + "\n")
+
+
+def _clothing_demo(out: Path, runtime: Runtime, say) -> list[str]:
+    """Run the shipped clothing segmentation model on scikit-image's astronaut photo."""
+    from skimage import data
+
+    from .io.atomic import save_image
+    from .tasks.segment import SegmentTask
+
+    say("[5/5] segmenting clothing in skimage's astronaut photo with the shipped model")
+    if not SegmentTask.default_model.is_file():
+        return ["## Clothing segmentation", "", "The shipped clothing model is missing from this installation."]
+    photo = save_image(out / "clothing" / "astronaut.png", data.astronaut())
+    task, model = load_model(SegmentTask.default_model)
+    result = task.predict(model, [photo], out / "clothing", runtime=runtime)
+    coverage = result["coverage"][0]
+    return ["## Clothing segmentation (shipped model)", "",
+            f"`skimage.data.astronaut()`: {coverage * 100:.1f} % of the pixels labelled as clothing.", "",
+            "![photo](clothing/astronaut.png) ![mask](clothing/masks/astronaut.png) "
+            "![overlay](clothing/overlays/astronaut.png) ![cut-out](clothing/cutouts/astronaut.png)"]

@@ -130,14 +130,19 @@ def draw_landmarks(image: np.ndarray, pred: np.ndarray | None, true: np.ndarray 
     return canvas
 
 
-def plot_overlay_grid(images: Sequence[np.ndarray], preds: Sequence[np.ndarray], trues: Sequence[np.ndarray | None],
-                      titles: Sequence[str], path: Path, suptitle: str = "") -> Path:
-    count = len(images)
-    cols = min(3, count)
+def _image_grid(count: int, width: float = 4.2, height: float = 4.2, cols: int = 3):
+    """A figure with up to ``cols`` image panels per row, axes hidden."""
+    cols = max(1, min(cols, count))
     rows = math.ceil(count / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
     for ax in axes.ravel():
         ax.set_axis_off()
+    return fig, axes
+
+
+def plot_overlay_grid(images: Sequence[np.ndarray], preds: Sequence[np.ndarray], trues: Sequence[np.ndarray | None],
+                      titles: Sequence[str], path: Path, suptitle: str = "") -> Path:
+    fig, axes = _image_grid(len(images))
     for ax, image, pred, true, title in zip(axes.ravel(), images, preds, trues, titles):
         ax.imshow(draw_landmarks(image, pred, true, max_side=600))
         ax.set_title(title, fontsize=9)
@@ -190,16 +195,26 @@ def cutout(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def plot_mask_grid(images, preds, truths, path: Path, suptitle: str = "", titles=None) -> Path:
-    count = len(images)
-    cols = min(3, count)
-    rows = math.ceil(count / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4.4 * rows), squeeze=False)
-    for ax in axes.ravel():
-        ax.set_axis_off()
+    fig, axes = _image_grid(len(images), 4.0, 4.4)
     for k, (ax, image, pred, truth) in enumerate(zip(axes.ravel(), images, preds, truths)):
         ax.imshow(mask_overlay(image, pred, truth))
         if titles:
             ax.set_title(titles[k], fontsize=9)
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
+    return save_figure(fig, path)
+
+
+def plot_mesh_predictions(inputs, strips, titles, path: Path) -> Path:
+    """Each row: the input view, then the turntable of the predicted textured mesh."""
+    rows = len(inputs)
+    fig, axes = plt.subplots(rows, 2, figsize=(14, 2.2 * rows), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 6]})
+    for k, (image, strip, title) in enumerate(zip(inputs, strips, titles)):
+        axes[k, 0].imshow(image)
+        axes[k, 0].set_title(f"input: {title}", fontsize=8)
+        axes[k, 1].imshow(strip)
+        axes[k, 1].set_title("predicted mesh, turntable", fontsize=8)
+        for ax in axes[k]:
+            ax.set_axis_off()
     return save_figure(fig, path)

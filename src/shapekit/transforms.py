@@ -137,3 +137,23 @@ def mask_augmenter(options: AugmentOptions, fill: int = 0) -> A.Compose:
     if options.hflip:
         transforms.insert(0, A.HorizontalFlip(p=0.5))
     return A.Compose(transforms)
+
+
+class ChannelAugment:
+    """The beetle paper's photometric augmentation, drawn on the fly instead of written to disk:
+    add a constant to one RGB channel, or replace the image by one of its channels as gray."""
+
+    def __init__(self, shift: float = 20.0, p_shift: float = 0.3, p_split: float = 0.3):
+        self.shift, self.p_shift, self.p_split = shift, p_shift, p_split
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        # numpy's global generator: Lightning seeds it per data-loader worker.
+        draw = np.random.random()
+        channel = int(np.random.randint(0, 3))
+        if draw < self.p_split:
+            return np.repeat(image[..., channel:channel + 1], 3, axis=2)
+        if draw < self.p_split + self.p_shift:
+            out = image.astype(np.int16)
+            out[..., channel] += int(round(np.random.uniform(-self.shift, self.shift)))
+            return np.clip(out, 0, 255).astype(np.uint8)
+        return image

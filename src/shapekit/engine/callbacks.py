@@ -59,24 +59,32 @@ class EpochLog(L.Callback):
 
 
 class PlotCallback(L.Callback):
-    """Loss curves every epoch; the task's own figures every few epochs and at the end."""
+    """Loss curves (at most every ``min_seconds``, so short epochs are not slowed down by drawing) and the
+    task's own figures every ``every`` epochs; both again at the end."""
 
-    def __init__(self, out_dir: Path, every: int = 5):
+    def __init__(self, out_dir: Path, every: int = 5, min_seconds: float = 20.0):
         self.out_dir = Path(out_dir)
         self.every = every
+        self.min_seconds = min_seconds
+        self._last_curves = 0.0
+
+    def _curves(self):
+        from ..plots import plot_training_curves
+
+        plot_training_curves(self.out_dir / METRICS_FILE, self.out_dir / "loss_curves.png")
+        self._last_curves = time.time()
 
     def on_train_epoch_end(self, trainer, pl_module):
         if not trainer.is_global_zero or trainer.sanity_checking:
             return
-        from ..plots import plot_training_curves
-
-        plot_training_curves(self.out_dir / METRICS_FILE, self.out_dir / "loss_curves.png")
-        last = trainer.current_epoch + 1 >= (trainer.max_epochs or 0)
-        if (trainer.current_epoch + 1) % self.every == 0 or last:
+        if time.time() - self._last_curves >= self.min_seconds:
+            self._curves()
+        if (trainer.current_epoch + 1) % self.every == 0:
             self._task_plots(trainer, pl_module)
 
     def on_fit_end(self, trainer, pl_module):
         if trainer.is_global_zero:
+            self._curves()
             self._task_plots(trainer, pl_module)
 
     def _task_plots(self, trainer, pl_module):

@@ -3,9 +3,6 @@ written atomically so an interrupted save never corrupts ``last.ckpt``."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,27 +12,15 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from .. import __version__
 from ..config import RunConfig
 from ..errors import InputError
-from ..io.atomic import default_file_mode
+from ..io.atomic import atomic_open
 
 META_KEY = "shapekit"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                torch.save(checkpoint, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, default_file_mode())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        with atomic_open(path, "wb") as handle:
+            torch.save(checkpoint, handle)
 
 
 def checkpoint_meta(task) -> dict[str, Any]:

@@ -15,15 +15,15 @@ from .runtime import Runtime
 ForwardFn = Callable[[np.ndarray], np.ndarray]
 
 
-def letterboxed_batches(images: Sequence[np.ndarray], size: int, model: nn.Module | None, runtime: Runtime,
+def letterboxed_batches(images: Sequence[np.ndarray], shape: tuple[int, int], model: nn.Module | None, runtime: Runtime,
                         batch_size: int = 8, fill: int = 0, forward: ForwardFn | None = None
                         ) -> Iterator[tuple[torch.Tensor, list[Letterbox]]]:
-    """Yield (raw float32 CPU output, letterboxes) per batch of RGB uint8 images."""
+    """Yield (raw float32 CPU output, letterboxes) per batch of RGB uint8 images; shape = (width, height)."""
     if forward is None:
         model = runtime.prepare_model(model)
     for start in range(0, len(images), batch_size):
         chunk = images[start:start + batch_size]
-        boxes = [Letterbox.fit(im.shape[1], im.shape[0], size) for im in chunk]
+        boxes = [Letterbox.fit(im.shape[1], im.shape[0], *shape) for im in chunk]
         batch = np.stack([box.apply_image(im, fill) for box, im in zip(boxes, chunk)])
         tensor = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)
         if forward is not None:

@@ -54,7 +54,7 @@ class TaskModule(L.LightningModule):
 
     def configure_optimizers(self):
         config = self.task.config
-        optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=self.task.lr, weight_decay=config.weight_decay)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
         warmup = min(total // 2, int(config.warmup_epochs * per_epoch))

@@ -27,11 +27,11 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
         raise ShapekitError(f"{out}: refusing to overwrite the checkpoint")
     meta = read_checkpoint(checkpoint)[META_KEY]
     task, model = load_model(checkpoint)
-    size = task.input_size
+    width, height = task.input_shape
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         raw_path = Path(tmp) / "model.onnx"
-        torch.onnx.export(model.float().eval(), torch.rand(1, 3, size, size), str(raw_path), input_names=["image"],
+        torch.onnx.export(model.float().eval(), torch.rand(1, 3, height, width), str(raw_path), input_names=["image"],
                           output_names=["output"], dynamic_axes={"image": {0: "batch"}, "output": {0: "batch"}},
                           opset_version=ONNX_OPSET, dynamo=False)
         graph = onnx.load(str(raw_path))

@@ -13,7 +13,7 @@ from pathlib import Path
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint, RichProgressBar
 from torch.utils.data import DataLoader
 
 from ..config import RunConfig
@@ -103,6 +103,10 @@ def train(config: RunConfig, resume: bool = False, console=None) -> Path:
         EpochLog(out, console),
         PlotCallback(out, config.plot_every),
     ]
+    if config.ema:
+        # Average from the end of warm-up on: early weights are far from the optimum.
+        start = max(1, int(config.warmup_epochs * max(1, len(train_set) // config.batch_size)))
+        callbacks.append(EMAWeightAveraging(decay=config.ema, update_starting_at_step=start))
     interactive = sys.stdout.isatty() and not os.environ.get("SHAPEKIT_NO_PROGRESS")
     if interactive:
         callbacks.append(RichProgressBar(leave=False))

@@ -249,66 +249,94 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
+def kfold_indices(n: int, rounds: int, seed: int) -> list[list[int]]:
+    """``rounds`` disjoint test folds covering every index once (shuffled with ``seed``)."""
+    if rounds < 2 or rounds > n:
+        raise ShapekitError(f"--rounds {rounds}: need between 2 and {n} (the number of images)")
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    return [sorted(order[k::rounds]) for k in range(rounds)]
+
+
 def split_dataset(folder: str | Path, out: str | Path, test_fraction: float = 0.2, seed: int = 0,
                   names: tuple[str, str] = ("train", "test")) -> tuple[Path, Path]:
     """Split a dataset folder into two dataset folders; images are symlinked, annotations subset as-is.
 
     Works for landmark folders (TPS / COCO / CSV) and mask folders (masks/ or labels/)."""
-    folder, out = Path(folder), Path(out)
-    for part in names:
-        if (out / part).resolve() == folder.resolve():
-            raise ShapekitError(f"{out / part}: refusing to write a split over its source dataset")
+    folder = Path(folder)
+    count = _count_items(folder)
+    parts = dict(zip(names, split_indices(count, test_fraction, seed)))
+    outputs = write_subsets(folder, out, parts)
+    return outputs[names[0]], outputs[names[1]]
+
+
+def _count_items(folder: Path) -> int:
     if (folder / "masks").is_dir() or (folder / "labels").is_dir():
-        return _split_mask_folder(folder, out, test_fraction, seed, names)
+        from .masks import load_mask_set
+
+        return len(load_mask_set(folder))
+    return len(_annotated_items(folder)[1])
+
+
+def _annotated_items(folder: Path):
+    """(annotation file, items in file order, their image names, extra) for a landmark dataset folder."""
     annotation_file = find_annotation_file(folder)
-    images = images_folder(folder)
     suffix = annotation_file.suffix.lower()
     if suffix == ".tps":
         items = tps.read_tps(annotation_file)
-        image_of = [_image_name(s.image or "") for s in items]
-    elif suffix == ".json":
+        return annotation_file, items, [_image_name(s.image or "") for s in items], None
+    if suffix == ".json":
         coco = coco_io.read_coco_keypoints(annotation_file)
         annotated = coco.annotations_by_image()
         items = [img for img in coco.images if annotated.get(img["id"])]
-        image_of = [_image_name(img["file_name"]) for img in items]
-    else:
-        image_names, points, landmark_names = csv_landmarks.read_csv(annotation_file)
-        items = list(range(len(image_names)))
-        image_of = [_image_name(n) for n in image_names]
-    parts = split_indices(len(items), test_fraction, seed)
-    outputs = []
-    for part_name, indices in zip(names, parts):
-        target = out / part_name
+        return annotation_file, items, [_image_name(img["file_name"]) for img in items], coco
+    image_names, points, landmark_names = csv_landmarks.read_csv(annotation_file)
+    return annotation_file, list(range(len(image_names))), [_image_name(n) for n in image_names], \
+        (image_names, points, landmark_names)
+
+
+def write_subsets(folder: str | Path, out: str | Path, parts: dict[str, list[int]]) -> dict[str, Path]:
+    """Write ``out/<name>`` dataset folders holding the given items of ``folder`` (images symlinked)."""
+    folder, out = Path(folder), Path(out)
+    for name in parts:
+        if (out / name).resolve() == folder.resolve():
+            raise ShapekitError(f"{out / name}: refusing to write a split over its source dataset")
+    if (folder / "masks").is_dir() or (folder / "labels").is_dir():
+        return {name: _write_mask_subset(folder, out / name, indices) for name, indices in parts.items()}
+    annotation_file, items, image_of, extra = _annotated_items(folder)
+    images = images_folder(folder)
+    suffix = annotation_file.suffix.lower()
+    outputs = {}
+    for name, indices in parts.items():
+        target = out / name
         for i in indices:
             _link_or_copy(images / image_of[i], target / "images" / image_of[i])
         if suffix == ".tps":
             tps.write_tps(target / "landmarks.tps", [items[i] for i in indices])
         elif suffix == ".json":
+            coco = extra
             keep = {items[i]["id"] for i in indices}
             subset = coco_io.CocoKeypoints(coco.keypoint_names, coco.skeleton, coco.category,
                                            [items[i] for i in indices],
                                            [a for a in coco.annotations if a["image_id"] in keep], coco.info)
             coco_io.write_coco_keypoints(target / "annotations.json", subset)
         else:
+            image_names, points, landmark_names = extra
             csv_landmarks.write_csv(target / "landmarks.csv", [image_names[i] for i in indices],
                                     points[indices], landmark_names)
-        outputs.append(target)
-    return outputs[0], outputs[1]
+        outputs[name] = target
+    return outputs
 
 
-def _split_mask_folder(folder: Path, out: Path, test_fraction: float, seed: int,
-                       names: tuple[str, str]) -> tuple[Path, Path]:
+def _write_mask_subset(folder: Path, target: Path, indices: list[int]) -> Path:
     from .masks import load_mask_set
 
     data = load_mask_set(folder)
-    outputs = []
-    for part_name, indices in zip(names, split_indices(len(data), test_fraction, seed)):
-        target = out / part_name
-        for i in indices:
-            record = data.records[i]
-            _link_or_copy(record.image_path, target / "images" / record.image_path.name)
-            _link_or_copy(record.mask_path, target / record.mask_path.parent.name / record.mask_path.name)
-        if (folder / "classes.txt").is_file():
-            shutil.copy2(folder / "classes.txt", target / "classes.txt")
-        outputs.append(target)
-    return outputs[0], outputs[1]
+    for i in indices:
+        record = data.records[i]
+        _link_or_copy(record.image_path, target / "images" / record.image_path.name)
+        _link_or_copy(record.mask_path, target / record.mask_path.parent.name / record.mask_path.name)
+    if (folder / "classes.txt").is_file():
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(folder / "classes.txt", target / "classes.txt")
+    return target

@@ -9,6 +9,8 @@ from torch import nn
 from ..errors import ShapekitError
 from .encoders import available_encoders, create_encoder, imagenet_classifier, resolve_weights
 from .heatmap_unet import HeatmapUNet
+from .mesh_net import MeshNet
+from .regress_cnn import EncoderRegressor, LandmarkCNN
 from .seg_unet import SegmentationUNet
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
@@ -33,6 +35,9 @@ def available_models() -> list[str]:
 
 register_model("heatmap_unet")(HeatmapUNet)
 register_model("seg_unet")(SegmentationUNet)
+register_model("landmark_cnn")(LandmarkCNN)
+register_model("encoder_regressor")(EncoderRegressor)
+register_model("mesh_net")(MeshNet)
 
-__all__ = ["HeatmapUNet", "SegmentationUNet", "available_encoders", "available_models", "create_encoder", "create_model",
+__all__ = ["EncoderRegressor", "HeatmapUNet", "LandmarkCNN", "MeshNet", "SegmentationUNet", "available_encoders", "available_models", "create_encoder", "create_model",
            "imagenet_classifier", "register_model", "resolve_weights"]

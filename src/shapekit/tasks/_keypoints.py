@@ -44,15 +44,16 @@ class KeypointOptions(BaseModel):
 class KeypointSamples(Dataset):
     """Letterboxed images cached in memory, with points in input pixels and in original pixels."""
 
-    def __init__(self, landmarks: LandmarkSet, size: int, augmenter: KeypointAugmenter | None = None,
-                 description: str = "loading images"):
+    def __init__(self, landmarks: LandmarkSet, shape: tuple[int, int], augmenter: KeypointAugmenter | None = None,
+                 description: str = "loading images", pixel_augment=None):
         self.augmenter = augmenter
+        self.pixel_augment = pixel_augment
         self.images, self.points, self.letterboxes, self.originals, self.long_sides = [], [], [], [], []
         for record in track(landmarks.records, description):
             image = read_image(record.image_path)
             if image.shape[:2] != (record.height, record.width):
                 raise InputError(record.image_path, "image size changed while loading the dataset")
-            box = Letterbox.fit(record.width, record.height, size)
+            box = Letterbox.fit(record.width, record.height, *shape)
             self.images.append(box.apply_image(image, PAD_FILL))
             self.points.append(box.apply_points(record.points))
             self.letterboxes.append(box.as_array())
@@ -67,6 +68,8 @@ class KeypointSamples(Dataset):
         visible = ~np.isnan(points).any(1)
         if self.augmenter is not None:
             image, points, visible = self.augmenter(image, points, visible)
+        if self.pixel_augment is not None:
+            image = self.pixel_augment(image)
         return {
             "image": torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0),
             "points": torch.from_numpy(np.nan_to_num(points).astype(np.float32)),
@@ -84,6 +87,10 @@ class KeypointTask(Task):
     monitor_mode = "min"
     output_formats = ("tps", "coco", "csv")
 
+    # rows of the output layer per landmark, and that layer's parameter names (for --landmark-map)
+    output_rows_per_landmark: int = 1
+    output_layer: tuple[str, ...] = ()
+
     # --- subclass hooks -------------------------------------------------------------------------
     @abstractmethod
     def compute_loss(self, raw: torch.Tensor, batch: dict) -> torch.Tensor: ...
@@ -94,20 +101,25 @@ class KeypointTask(Task):
 
     # --- data -----------------------------------------------------------------------------------
     @property
-    def input_size(self) -> int:
-        return int(self.meta.get("input_size", self.config.input_size))
-
-    @property
     def names(self) -> list[str]:
         return list(self.meta["landmark_names"])
 
     def load_landmarks(self, folder: Path) -> LandmarkSet:
         return load_landmark_set(folder, y_origin=self.meta.get("y_origin", self.options.y_origin))
 
-    def setup(self):
+    def choose_input_shape(self, data: LandmarkSet) -> tuple[int, int]:
+        """Network input (width, height) for this dataset; square by default."""
         if self.config.input_size % 32:
             raise ShapekitError(f"--input-size {self.config.input_size}: must be a multiple of 32")
+        return self.config.input_size, self.config.input_size
+
+    def pixel_augment(self):
+        """Extra per-image augmentation after the geometric one (None: nothing)."""
+        return None
+
+    def setup(self):
         data = self.load_landmarks(Path(self.config.data))
+        shape = self.choose_input_shape(data)
         flip_pairs = self.options.flip_pairs if self.options.flip_pairs is not None else data.flip_pairs
         for i, j in flip_pairs:
             if not (0 <= i < data.num_landmarks and 0 <= j < data.num_landmarks) or i == j:
@@ -120,12 +132,13 @@ class KeypointTask(Task):
         self.meta.update({
             "landmark_names": data.names, "num_landmarks": data.num_landmarks, "flip_pairs": flip_pairs,
             "y_origin": data.y_origin, "source_format": data.format, "skeleton": data.skeleton,
-            "input_size": self.config.input_size, "pad_fill": PAD_FILL,
+            "input_shape": list(shape), "pad_fill": PAD_FILL,
             "train_ids": [data.records[i].id for i in train_idx], "val_ids": [data.records[i].id for i in val_idx],
         })
         augmenter = KeypointAugmenter(self.options.augment, flip_pairs, PAD_FILL) if self.options.augment.enabled else None
-        train = KeypointSamples(data.subset(train_idx), self.input_size, augmenter, "loading training images")
-        val = KeypointSamples(data.subset(val_idx), self.input_size, None, "loading validation images") if val_idx else None
+        train = KeypointSamples(data.subset(train_idx), shape, augmenter, "loading training images",
+                                self.pixel_augment() if self.options.augment.enabled else None)
+        val = KeypointSamples(data.subset(val_idx), shape, None, "loading validation images") if val_idx else None
         self._val_samples = val
         return train, val
 
@@ -171,13 +184,31 @@ class KeypointTask(Task):
     def extra_epoch_plots(self, raw, image, pred, true, out_dir: Path) -> None:
         """Task-specific figure for the first validation image (heatmap grid for the heatmap task)."""
 
+    def adapt_state_dict(self, state, source_meta, model):
+        """Fine-tuning from another landmark set: keep the encoder, re-map the output layer.
+
+        With ``--landmark-map old:new,...`` each new landmark's output rows start from the old landmark's;
+        unmapped new landmarks start fresh. Without a map, an output layer of another size starts fresh."""
+        mapping = parse_landmark_map(self.config.landmark_map, source_meta["num_landmarks"], self.meta["num_landmarks"])
+        if mapping is None:
+            return state
+        own = model.state_dict()
+        rows = self.output_rows_per_landmark
+        state = dict(state)
+        for key in self.output_layer:
+            fresh = own[key].clone()
+            for old, new in mapping:
+                fresh[new * rows:(new + 1) * rows] = state[key][old * rows:(old + 1) * rows]
+            state[key] = fresh
+        return state
+
     # --- inference ------------------------------------------------------------------------------
     def infer_images(self, model: nn.Module | None, images: list[np.ndarray], runtime: Runtime,
                      batch_size: int = 8, forward: ForwardFn | None = None):
         """Points (M, N, 2) in original pixels and confidences (M, N) for RGB uint8 images."""
         count = self.meta["num_landmarks"]
         points_out, conf_out = [np.zeros((0, count, 2))], [np.zeros((0, count))]
-        for raw, boxes in letterboxed_batches(images, self.input_size, model, runtime, batch_size,
+        for raw, boxes in letterboxed_batches(images, self.input_shape, model, runtime, batch_size,
                                               int(self.meta.get("pad_fill", PAD_FILL)), forward):
             points, conf = self.decode(raw)
             params = np.stack([box.as_array() for box in boxes])
@@ -256,3 +287,112 @@ class KeypointTask(Task):
 
 def _f(value, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
+
+
+def parse_landmark_map(spec: str | None, old_count: int, new_count: int) -> list[tuple[int, int]] | None:
+    """'old:new,old:new' (0-based) -> [(old, new), ...]; one-line errors for bad indices or duplicate targets.
+
+    One old landmark may feed several new ones; each new landmark is fed at most once."""
+    if spec is None or not str(spec).strip():
+        return None
+    pairs: list[tuple[int, int]] = []
+    for item in str(spec).replace(" ", "").split(","):
+        parts = item.split(":")
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise ShapekitError(f"--landmark-map {spec!r}: {item!r} is not old:new (two landmark indices, 0-based)")
+        old, new = int(parts[0]), int(parts[1])
+        if old >= old_count:
+            raise ShapekitError(f"--landmark-map {spec!r}: old landmark {old} out of range (the checkpoint has "
+                                f"{old_count}: 0..{old_count - 1})")
+        if new >= new_count:
+            raise ShapekitError(f"--landmark-map {spec!r}: new landmark {new} out of range (this data has "
+                                f"{new_count}: 0..{new_count - 1})")
+        if any(new == n for _, n in pairs):
+            raise ShapekitError(f"--landmark-map {spec!r}: new landmark {new} is fed twice")
+        pairs.append((old, new))
+    return pairs
+
+
+def cross_validate(config, data: Path, rounds: int, out: Path, runtime: Runtime | None = None,
+                   console=None) -> dict[str, Any]:
+    """K-round cross-validation: every image is predicted once by a model that never trained on it.
+
+    Round folders, their runs and the out-of-fold predictions go under ``out``; rounds whose model
+    already exists are not trained again (an interrupted cross-validation picks up where it stopped).
+    """
+    from ..engine import load_model, train
+    from ..io.landmark_dataset import kfold_indices, write_subsets
+
+    from .base import get_task
+
+    out = Path(out)
+    runtime = runtime or Runtime.create()
+    probe = get_task(config.task)(config)
+    dataset = probe.load_landmarks(Path(data))
+    folds = kfold_indices(len(dataset), rounds, config.seed)
+    everything = set(range(len(dataset)))
+    predictions = np.full((len(dataset), dataset.num_landmarks, 2), np.nan)
+    fold_of = np.zeros(len(dataset), int)
+    for k, test_idx in enumerate(folds):
+        round_dir = out / f"round_{k + 1}"
+        folders = write_subsets(data, round_dir / "data", {"train": sorted(everything - set(test_idx)),
+                                                          "test": test_idx})
+        run = round_dir / "run"
+        if not (run / "best.ckpt").is_file() or (run / "last.ckpt").is_file() and _unfinished(run):
+            if console is not None:
+                console.print(f"[bold]round {k + 1}/{rounds}[/]: training on {len(everything) - len(test_idx)} images, "
+                              f"{len(test_idx)} held out")
+            round_config = config.model_copy(update={"data": folders["train"], "out": run})
+            train(round_config, resume=(run / "last.ckpt").is_file(), console=console)
+        task, model = load_model(run / "best.ckpt")
+        images = [read_image(dataset.records[i].image_path) for i in test_idx]
+        predictions[test_idx], _ = task.infer_images(model, images, runtime)
+        fold_of[test_idx] = k
+    true = np.stack([r.points for r in dataset.records])
+    errors = landmark_errors(predictions, true)
+    long_sides = np.array([r.long_side for r in dataset.records], float)
+    report = summarize_landmark_errors(errors, long_sides, dataset.names)
+    report["rounds"] = []
+    for k, test_idx in enumerate(folds):
+        part = summarize_landmark_errors(errors[test_idx], long_sides[test_idx], dataset.names)
+        report["rounds"].append({"round": k + 1, "n_images": part["n_images"], "mean_px": part["mean_px"],
+                                 "mean_pct_long_side": part["mean_pct_long_side"],
+                                 "per_landmark_mean_px": [r["mean_px"] for r in part["per_landmark"]]})
+    report["data"] = str(data)
+    report["task"] = config.task
+    report["images"] = [r.image_path.name for r in dataset.records]
+    tps_path = write_landmarks(out / "out_of_fold.tps", "tps", report["images"], predictions, dataset.names,
+                               heights=[r.height for r in dataset.records], widths=[r.width for r in dataset.records],
+                               y_origin=dataset.y_origin, scales=[r.scale for r in dataset.records])
+    report["out_of_fold_tps"] = str(tps_path)
+    write_json(out / "crossval.json", report)
+    report["_predictions"] = predictions
+    return report
+
+
+def _unfinished(run: Path) -> bool:
+    """A round whose last checkpoint has not reached its planned epochs."""
+    import torch as _torch
+
+    last = _torch.load(run / "last.ckpt", map_location="cpu", weights_only=False)
+    planned = last["shapekit"]["config"].get("epochs")
+    return planned is not None and last.get("epoch", 0) + 1 < planned
+
+
+def print_crossval(report: dict[str, Any], console) -> None:
+    from rich.table import Table
+
+    rounds = report["rounds"]
+    table = Table(title=f"{len(rounds)}-round cross-validation, {report['task']}, {report['data']}")
+    table.add_column("landmark")
+    for r in rounds:
+        table.add_column(f"round {r['round']}", justify="right")
+    table.add_column("all (px)", justify="right")
+    table.add_column("% long side", justify="right")
+    for k, row in enumerate(report["per_landmark"]):
+        table.add_row(row["name"], *[_f(r["per_landmark_mean_px"][k]) for r in rounds], _f(row["mean_px"]),
+                      _f(row["mean_pct_long_side"], 3))
+    table.add_row("[bold]mean", *[_f(r["mean_px"]) for r in rounds], f"[bold]{report['mean_px']:.2f}",
+                  f"[bold]{report['mean_pct_long_side']:.3f}")
+    console.print(table)
+    console.print(f"out-of-fold predictions: {report['out_of_fold_tps']}")

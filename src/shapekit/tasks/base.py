@@ -73,11 +73,22 @@ class Task(ABC):
     monitor_mode: ClassVar[str] = "min"
     output_formats: ClassVar[tuple[str, ...]] = ()
     default_model: ClassVar[Path | None] = None  # a model shipped in the package, used when --model is omitted
+    default_lr: ClassVar[float] = 1e-3
 
     def __init__(self, config: RunConfig, meta: dict[str, Any] | None = None):
         self.config = config
         self.options = validate(self.Options, config.options, f"--task {self.name} options")
         self.meta: dict[str, Any] = dict(meta or {})  # everything inference needs, saved in checkpoints
+
+    @property
+    def lr(self) -> float:
+        return self.config.lr or self.default_lr
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        """Network input (width, height) in pixels."""
+        shape = self.meta.get("input_shape")
+        return (int(shape[0]), int(shape[1])) if shape else (self.config.input_size, self.config.input_size)
 
     # --- training -----------------------------------------------------------------------------
     @abstractmethod

@@ -28,10 +28,11 @@ class HeatmapOptions(KeypointOptions):
 class LandmarkTask(KeypointTask):
     name = "landmarks"
     Options = HeatmapOptions
+    output_layer = ("head.weight", "head.bias")
 
     @property
     def heatmap_size(self) -> int:
-        return self.input_size // 4
+        return self.input_shape[1] // 4
 
     @property
     def radius(self) -> float:
@@ -44,18 +45,18 @@ class LandmarkTask(KeypointTask):
 
     def compute_loss(self, raw, batch):
         height, width = raw.shape[-2:]
-        stride = self.input_size // height
+        stride = self.input_shape[1] // height
         targets = render_targets(to_heatmap(batch["points"], stride), batch["visible"], height, width, self.radius,
                                  self.options.target)
         loss_name = self.options.loss or ("weighted_l1" if self.options.target == "cone" else "mse")
         return HEATMAP_LOSSES[loss_name](torch.sigmoid(raw.float()), targets, batch["visible"])
 
     def decode(self, raw):
-        stride = self.input_size // raw.shape[-2]
+        stride = self.input_shape[1] // raw.shape[-2]
         points, confidence = decode_heatmaps(torch.sigmoid(raw.float()), self.radius)
         return from_heatmap(points, stride), confidence
 
     def extra_epoch_plots(self, raw, image, pred, true, out_dir: Path) -> None:
         heatmaps = torch.sigmoid(raw[0].float()).cpu().numpy()
-        plot_heatmap_grid(image, heatmaps, pred, true, self.names, self.input_size // heatmaps.shape[-1],
+        plot_heatmap_grid(image, heatmaps, pred, true, self.names, self.input_shape[1] // heatmaps.shape[-2],
                           out_dir / "heatmaps.png")

@@ -44,12 +44,12 @@ class SegmentOptions(BaseModel):
 class MaskSamples(Dataset):
     """Letterboxed images and masks cached in memory."""
 
-    def __init__(self, data: MaskSet, size: int, augment=None, description: str = "loading images"):
+    def __init__(self, data: MaskSet, shape: tuple[int, int], augment=None, description: str = "loading images"):
         self.augment = augment
         self.images, self.masks = [], []
         classes = None if data.mode == "binary" else data.num_classes
         for record in track(data.records, description):
-            box = Letterbox.fit(record.width, record.height, size)
+            box = Letterbox.fit(record.width, record.height, *shape)
             image = read_image(record.image_path)
             mask = read_mask(record.mask_path, data.mode, classes)
             self.images.append(box.apply_image(image))
@@ -80,10 +80,6 @@ class SegmentTask(Task):
     def binary(self) -> bool:
         return self.meta.get("mode", "binary") == "binary"
 
-    @property
-    def input_size(self) -> int:
-        return int(self.meta.get("input_size", self.config.input_size))
-
     # --- training -------------------------------------------------------------------------------
     def setup(self):
         if self.config.input_size % 32:
@@ -95,12 +91,12 @@ class SegmentTask(Task):
         else:
             train_idx, val_idx = list(range(len(data))), []
         self.meta.update({"mode": data.mode, "class_names": data.class_names, "num_classes": data.num_classes,
-                          "input_size": self.config.input_size,
+                          "input_shape": [self.config.input_size, self.config.input_size],
                           "train_ids": [data.records[i].id for i in train_idx],
                           "val_ids": [data.records[i].id for i in val_idx]})
         augment = mask_augmenter(self.options.augment) if self.options.augment.enabled else None
-        train = MaskSamples(data.subset(train_idx), self.input_size, augment, "loading training images")
-        val = MaskSamples(data.subset(val_idx), self.input_size, None, "loading validation images") if val_idx else None
+        train = MaskSamples(data.subset(train_idx), self.input_shape, augment, "loading training images")
+        val = MaskSamples(data.subset(val_idx), self.input_shape, None, "loading validation images") if val_idx else None
         self._val_samples = val
         return train, val
 
@@ -165,7 +161,7 @@ class SegmentTask(Task):
                     forward: ForwardFn | None = None) -> list[np.ndarray]:
         """Label maps at each image's own resolution (uint8: 0/1 for binary, class ids otherwise)."""
         masks = []
-        for raw, boxes in letterboxed_batches(images, self.input_size, model, runtime, batch_size, 0, forward):
+        for raw, boxes in letterboxed_batches(images, self.input_shape, model, runtime, batch_size, 0, forward):
             probs = torch.sigmoid(raw) if self.binary else torch.softmax(raw, 1)
             for prob, box, image in zip(probs.numpy(), boxes, images[len(masks):]):
                 height, width = image.shape[:2]

@@ -1,0 +1,254 @@
+"""Single-view mesh reconstruction benchmark (shoe paper), and the paper's three open problems.
+
+Data: the two real meshes in ../shared/data/shoes become hundreds of distinct shoe-like objects
+through `make-multiview` (synthetic augmentation: random shape and texture variations, rendered from 24
+cameras). Held out: objects generated from the same meshes with other random seeds, and the untouched
+real boot and sneaker renders (48 views each). Training never sees a 3D mesh, only views and masks.
+
+Reported on held-out objects: silhouette IoU and PSNR on views the network never took as input,
+Chamfer distance to the true mesh after scale alignment; and the renderer's forward+backward time.
+Ablations (one short training each) show the open problems before/after:
+  (a) invariance: no input jitter vs random scale/shift, scored on rescaled/shifted inputs;
+  (b) texture seams: an island UV layout (six cube-projection charts) vs the seamless spherical unwrap;
+  (c) jagged geometry: no normal/flatten regularisation, single level vs coarse-to-fine + regularisers.
+
+    python bench/mesh.py [--minutes 20] [--ablation-minutes 6] [--variants 80]
+
+Writes bench/results/mesh.json; figures go to bench/figures/mesh/ (git-ignored: they show shared data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DATA, REPO, WORK, console, print_table, save_results  # noqa: E402
+
+from shapekit.config import RunConfig  # noqa: E402
+from shapekit.engine import Runtime, load_model, train  # noqa: E402
+from shapekit.io.atomic import save_figure  # noqa: E402
+from shapekit.io.multiview import load_multiview_set  # noqa: E402
+from shapekit.multiview_gen import make_multiview  # noqa: E402
+from shapekit.render import MeshRenderer, PerspectiveCameras, RasterSettings, orbit  # noqa: E402
+from shapekit.templates import icosphere  # noqa: E402
+
+FIGURES = REPO / "bench" / "figures" / "mesh"
+MESHES = [DATA / "shoes" / "boot" / "mesh" / "boot.obj", DATA / "shoes" / "sneaker" / "mesh" / "shoe.obj"]
+SPEED_OBJECTS_PER_S = 1.6  # measured training throughput (objects x 6 views per second), sizes epochs to budgets
+
+
+def renderer_timing(repeats: int = 4) -> dict:
+    sphere = icosphere(4)  # 2,562 vertices
+    cam2world, _ = orbit(8, 2.6, (15.0,))
+    cameras = PerspectiveCameras(cam2world, math.radians(35), 64)
+    renderer = MeshRenderer(RasterSettings(image_size=64, sigma=0.4))
+    texture = torch.rand(1, 64, 128, 3, requires_grad=True)
+    results = {}
+    for label in ("silhouettes", "rgb"):
+        times = []
+        for _ in range(repeats + 1):
+            verts = (sphere.vertices * 0.8)[None].expand(8, -1, -1).clone().requires_grad_(True)
+            start = time.perf_counter()
+            if label == "silhouettes":
+                loss = renderer.silhouettes(verts, sphere.faces, cameras).mean()
+            else:
+                image, alpha = renderer.render(verts, sphere.faces, cameras, texture=texture, face_uvs=sphere.face_uvs,
+                                               texture_index=torch.zeros(8, dtype=torch.long))
+                loss = image.mean() + alpha.mean()
+            loss.backward()
+            times.append(time.perf_counter() - start)
+        results[f"{label}_forward_backward_s"] = float(np.median(times[1:]))
+    return results
+
+
+def generate(args) -> tuple[Path, Path]:
+    train_dir, heldout_dir = WORK / "mesh" / "train", WORK / "mesh" / "heldout"
+    if not train_dir.exists():
+        make_multiview(MESHES, train_dir, views=24, variants=args.variants, size=128, seed=1, keep_original=False,
+                       console=console)
+    if not heldout_dir.exists():
+        make_multiview(MESHES, heldout_dir, views=24, variants=args.heldout_variants, size=128, seed=12345,
+                       keep_original=False, console=console)
+    return train_dir, heldout_dir
+
+
+def run(name: str, data: Path, minutes: float, n_objects: int, options: dict, init_from: Path | None = None) -> Path:
+    out = WORK / "mesh" / "runs" / name
+    if not (out / "best.ckpt").exists() or _unfinished(out):
+        epochs = max(3, math.floor(minutes * 60 * SPEED_OBJECTS_PER_S / (n_objects * 0.9)))
+        config = RunConfig(task="mesh", data=data, out=out, epochs=epochs, input_size=128, batch_size=4,
+                           val_fraction=0.1, seed=0, options=options, init_from=init_from, max_minutes=minutes * 1.15,
+                           plot_every=5)
+        train(config, resume=(out / "last.ckpt").exists(), console=console)
+    return out / "best.ckpt"
+
+
+def _unfinished(out: Path) -> bool:
+    if not (out / "last.ckpt").exists():
+        return True
+    last = torch.load(out / "last.ckpt", map_location="cpu", weights_only=False)
+    return last.get("epoch", 0) + 1 < last["shapekit"]["config"]["epochs"] and not (out / "done").exists()
+
+
+def evaluate(checkpoint: Path, folders: list[Path]) -> dict:
+    task, model = load_model(checkpoint)
+    runtime = Runtime.create("cpu", "32")
+    reports = [task.evaluate(model, folder, runtime=runtime) for folder in folders]
+    objects = [o for r in reports for o in r["objects"]]
+    return {"n_objects": len(objects), "iou_mean": float(np.mean([o["iou"] for o in objects])),
+            "psnr_mean": float(np.mean([o["psnr"] for o in objects])),
+            "chamfer_mean": float(np.mean([o["chamfer"] for o in objects if "chamfer" in o])), "objects": objects}
+
+
+def invariance(checkpoint: Path, folder: Path, scales=(0.8, 0.9, 1.0, 1.1, 1.2)) -> dict:
+    """Mean held-out IoU when the input view is rescaled (about its centre) and shifted."""
+    import cv2
+
+    from shapekit.tasks.mesh import MultiViewSamples
+
+    task, model = load_model(checkpoint)
+    runtime = Runtime.create("cpu", "32")
+    objects = load_multiview_set(folder)[:12]
+    renderer = task.renderer(sigma=0.05)
+    result = {}
+    for scale in scales:
+        ious = []
+        for obj in objects:
+            samples = MultiViewSamples([obj], 128, task.options.render_size, len(obj), None, train=False)
+            batch = {k: v[None] for k, v in samples[0].items()}
+            image = samples.items[0]["input"]
+            matrix = np.array([[scale, 0, 63.5 * (1 - scale) + 6], [0, scale, 63.5 * (1 - scale) - 4]])
+            moved = cv2.warpAffine(image, matrix, (128, 128), borderValue=(255, 255, 255))
+            out = task.infer(model, [moved], runtime)[0]
+            with torch.no_grad():
+                _, _, alpha = task._render_views(out, batch, renderer)
+            masks = batch["masks"][0]
+            hard = (alpha > 0.5).float()
+            ious.append(float(((hard * masks).sum((1, 2)) / (hard + masks - hard * masks).sum((1, 2)).clamp_min(1)).mean()))
+        result[f"{scale:g}"] = float(np.mean(ious))
+    return result
+
+
+def geometry_stats(checkpoint: Path, folder: Path) -> dict:
+    """How jagged predicted meshes are: mean angle between neighbouring face normals (degrees)."""
+    from shapekit.templates import adjacent_face_pairs
+
+    task, model = load_model(checkpoint)
+    runtime = Runtime.create("cpu", "32")
+    pairs = adjacent_face_pairs(task.template.faces)
+    angles = []
+    for obj in load_multiview_set(folder)[:12]:
+        from shapekit.tasks.mesh import MultiViewSamples
+
+        samples = MultiViewSamples([obj], 128, task.options.render_size, 4, None, train=False)
+        out = task.infer(model, [samples.items[0]["input"]], runtime)[0]
+        verts = task.vertices(out["offsets"])[0]
+        v0, v1, a, b = (verts[pairs[:, k]] for k in range(4))
+        n1 = torch.nn.functional.normalize(torch.cross(v1 - v0, a - v0, dim=-1), dim=-1)
+        n2 = torch.nn.functional.normalize(torch.cross(b - v0, v1 - v0, dim=-1), dim=-1)
+        angles.append(float(torch.rad2deg(torch.acos((n1 * n2).sum(-1).clamp(-1, 1))).mean()))
+    return {"mean_normal_angle_deg": float(np.mean(angles))}
+
+
+def figure_turntables(checkpoint: Path, folders: list[Path], path: Path, count: int = 4) -> None:
+    from shapekit.plots import plot_mesh_predictions
+    from shapekit.tasks.mesh import MultiViewSamples
+
+    task, model = load_model(checkpoint)
+    runtime = Runtime.create("cpu", "32")
+    objects = [o for folder in folders for o in load_multiview_set(folder)][-count:]
+    inputs, strips, names = [], [], []
+    for obj in objects:
+        samples = MultiViewSamples([obj], 128, task.options.render_size, 4, None, train=False)
+        out = task.infer(model, [samples.items[0]["input"]], runtime)[0]
+        inputs.append(samples.items[0]["input"])
+        strips.append(task.turntable(out["offsets"], out["texture"]))
+        names.append(obj.name)
+    plot_mesh_predictions(inputs, strips, names, path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=20.0, help="training budget of the main model")
+    parser.add_argument("--ablation-minutes", type=float, default=6.0, help="budget of each ablation run")
+    parser.add_argument("--variants", type=int, default=80, help="training objects per real mesh")
+    parser.add_argument("--heldout-variants", type=int, default=8, help="held-out objects per real mesh")
+    parser.add_argument("--skip-ablations", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("SHAPEKIT_NO_PROGRESS", "1")
+    FIGURES.mkdir(parents=True, exist_ok=True)
+
+    timing = renderer_timing()
+    print_table("Renderer, 2,562-vertex sphere x 8 views at 64 px (forward + backward, s)",
+                ["silhouettes", "RGB (texture)"], [[timing["silhouettes_forward_backward_s"], timing["rgb_forward_backward_s"]]])
+
+    train_dir, heldout_dir = generate(args)
+    n_train = len(load_multiview_set(train_dir))
+    real = DATA / "shoes"
+    main_ckpt = run("main", train_dir, args.minutes, n_train, {})
+    results = {"renderer": timing, "n_training_objects": n_train,
+               "heldout_generated": evaluate(main_ckpt, [heldout_dir]), "heldout_real": evaluate(main_ckpt, [real])}
+    figure_turntables(main_ckpt, [heldout_dir, real], FIGURES / "heldout_turntables.png")
+    rows = [[label, r["n_objects"], r["iou_mean"], r["psnr_mean"], r["chamfer_mean"]]
+            for label, r in (("held-out generated shoes", results["heldout_generated"]),
+                             ("real boot + sneaker (untouched)", results["heldout_real"]))]
+    print_table("Held-out objects, views other than the input", ["objects", "n", "silhouette IoU", "PSNR dB",
+                                                                 "Chamfer (unit sphere)"], rows)
+
+    if not args.skip_ablations:
+        minutes = args.ablation_minutes
+        no_jitter = run("no_jitter", train_dir, minutes, n_train, {"scale_jitter": 0.0, "shift_jitter": 0.0})
+        jitter = run("jitter", train_dir, minutes, n_train, {})
+        islands = run("islands", train_dir, minutes, n_train, {"uv_layout": "islands"})
+        jagged = run("no_regularisers", train_dir, minutes, n_train,
+                     {"template_level": 3, "weights": {"normal": 0.0, "flatten": 0.0, "laplacian": 0.0}})
+        coarse = run("coarse", train_dir, minutes / 2, n_train, {"template_level": 2})
+        fine = run("coarse_to_fine", train_dir, minutes / 2, n_train, {"refine": True}, init_from=coarse)
+        results["ablations"] = {
+            "invariance": {"without_jitter": invariance(no_jitter, heldout_dir), "with_jitter": invariance(jitter, heldout_dir)},
+            "seams": {"islands": evaluate(islands, [heldout_dir])["psnr_mean"],
+                      "spherical": evaluate(jitter, [heldout_dir])["psnr_mean"]},
+            "geometry": {"no_regularisers": geometry_stats(jagged, heldout_dir),
+                         "coarse_to_fine_regularised": geometry_stats(fine, heldout_dir)},
+        }
+        for label, ckpt in (("islands", islands), ("spherical", jitter), ("no_regularisers", jagged),
+                            ("coarse_to_fine", fine)):
+            figure_turntables(ckpt, [heldout_dir], FIGURES / f"ablation_{label}.png", count=3)
+        _plot_invariance(results["ablations"]["invariance"], FIGURES / "ablation_invariance.png")
+        ab = results["ablations"]
+        print_table("Open problems, before / after", ["problem", "measure", "before", "after"], [
+            ["(a) invariance", "IoU at input scale 0.8 / 1.2",
+             f"{ab['invariance']['without_jitter']['0.8']:.3f} / {ab['invariance']['without_jitter']['1.2']:.3f}",
+             f"{ab['invariance']['with_jitter']['0.8']:.3f} / {ab['invariance']['with_jitter']['1.2']:.3f}"],
+            ["(b) texture seams", "held-out PSNR dB", ab["seams"]["islands"], ab["seams"]["spherical"]],
+            ["(c) jagged geometry", "mean neighbour-normal angle (deg)",
+             ab["geometry"]["no_regularisers"]["mean_normal_angle_deg"],
+             ab["geometry"]["coarse_to_fine_regularised"]["mean_normal_angle_deg"]],
+        ])
+    save_results("mesh", {"settings": vars(args), **results})
+
+
+def _plot_invariance(data: dict, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for label, values in data.items():
+        scales = [float(k) for k in values]
+        ax.plot(scales, list(values.values()), marker="o", label=label.replace("_", " "))
+    ax.set_xlabel("input view scale")
+    ax.set_ylabel("held-out silhouette IoU")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    save_figure(fig, path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Shipped clothing model: IoU on the CCP images it never trained on, and CPU throughput of PyTorch
+eager (fp32 and the default bf16 + channels-last) against onnxruntime, at batch 1 and 8.
+
+    python bench/segment.py
+
+The CCP split (seed 0, 20 % test) is the one tools/ship_clothing_model.py trained with.
+Writes bench/results/segment.json.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DATA, WORK, console, print_table, save_results  # noqa: E402
+
+from shapekit.engine import Runtime, load_model, read_checkpoint  # noqa: E402
+from shapekit.engine.onnx import OnnxForward, export_onnx  # noqa: E402
+from shapekit.io.landmark_dataset import split_dataset  # noqa: E402
+from shapekit.tasks.segment import SegmentTask  # noqa: E402
+
+
+def images_per_second(run, batch: int, repeats: int = 8) -> float:
+    run(batch)  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run(batch)
+        times.append(time.perf_counter() - start)
+    return batch / float(np.median(times))
+
+
+def main() -> None:
+    os.environ.setdefault("SHAPEKIT_NO_PROGRESS", "1")
+    model_path = SegmentTask.default_model
+    if not model_path.is_file():
+        raise SystemExit(f"no shipped model at {model_path}; run tools/ship_clothing_model.py first")
+    meta = read_checkpoint(model_path)["shapekit"]
+    seed = meta["config"]["seed"]
+    _, test_dir = split_dataset(DATA / "ccp", WORK / "ccp" / "split", 0.2, seed)
+    task, model = load_model(model_path)
+    trained_on = set(meta["meta"]["train_ids"]) | set(meta["meta"]["val_ids"])
+    test_ids = {p.stem for p in (test_dir / "images").iterdir()}
+    assert not trained_on & test_ids, "test images overlap the training images"
+
+    accuracy = {}
+    for label, precision in (("bf16 + channels_last (default)", "auto"), ("fp32", "32")):
+        report = task.evaluate(model, test_dir, runtime=Runtime.create("cpu", precision))
+        accuracy[label] = {k: report[k] for k in ("n_images", "iou_mean", "iou_pooled", "iou_median", "dice_mean",
+                                                   "pixel_accuracy_mean")}
+    print_table(f"Shipped clothing model on {accuracy['fp32']['n_images']} unseen CCP images",
+                ["inference", "IoU mean", "IoU pooled", "IoU median", "Dice mean"],
+                [[k, v["iou_mean"], v["iou_pooled"], v["iou_median"], v["dice_mean"]] for k, v in accuracy.items()])
+
+    width, height = task.input_shape
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = export_onnx(model_path, Path(tmp) / "clothing.onnx")
+        session = OnnxForward(onnx_path)
+        engines = {}
+        for label, precision in (("PyTorch eager fp32", "32"), ("PyTorch eager bf16 + channels_last", "bf16-mixed")):
+            runtime = Runtime.create("cpu", precision)
+            net = runtime.prepare_model(model)
+
+            def run(batch, net=net, runtime=runtime):
+                with torch.inference_mode(), runtime.autocast():
+                    net(runtime.prepare_input(torch.rand(batch, 3, height, width)))
+            engines[label] = run
+        engines["onnxruntime fp32"] = lambda batch: session(np.random.rand(batch, 3, height, width).astype(np.float32))
+        speed = {label: {f"batch_{b}": images_per_second(run, b) for b in (1, 8)} for label, run in engines.items()}
+    base = speed["PyTorch eager fp32"]
+    print_table(f"Throughput at {width}x{height}, {torch.get_num_threads()} threads (img/s)",
+                ["engine", "batch 1", "batch 8", "x eager fp32 (b1)", "x eager fp32 (b8)"],
+                [[k, v["batch_1"], v["batch_8"], v["batch_1"] / base["batch_1"], v["batch_8"] / base["batch_8"]]
+                 for k, v in speed.items()])
+    save_results("segment", {"model": str(model_path.name), "input": [width, height], "accuracy": accuracy,
+                             "throughput_img_per_s": speed})
+
+
+if __name__ == "__main__":
+    main()
