@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DATA, WORK, console, print_table, save_results  # noqa: E402
 
-from shapekit.config import RunConfig  # noqa: E402
+from shapekit.config import RunConfig, parse_overrides  # noqa: E402
 from shapekit.engine import Runtime, load_model, train  # noqa: E402
 from shapekit.io import load_landmark_set, read_image  # noqa: E402
 from shapekit.io.landmark_dataset import split_dataset  # noqa: E402
@@ -58,10 +58,11 @@ def measure_train_throughput(config: RunConfig, num_landmarks: int) -> float:
 
 
 def shapekit_run(name: str, train_dir: Path, test_dir: Path, args) -> dict:
-    run_dir = WORK / "landmarks" / name / f"run_{args.input_size}"
+    run_dir = WORK / "landmarks" / name / f"run_{args.input_size}{'_' + args.tag if args.tag else ''}"
     n_train = len(load_landmark_set(train_dir))
     config = RunConfig(task="landmarks", data=train_dir, out=run_dir, input_size=args.input_size, seed=args.seed,
-                       batch_size=8, val_fraction=0.1, plot_every=10)
+                       batch_size=8, val_fraction=0.1, plot_every=10, ema=args.ema, encoder=args.encoder,
+                       options=parse_overrides(args.opt))
     if not (run_dir / "best.ckpt").exists() or args.retrain:
         ips = measure_train_throughput(config, load_landmark_set(train_dir).num_landmarks)
         # Epochs that fit the budget (validation and data loading take ~15 % on top of the network).
@@ -85,7 +86,8 @@ def shapekit_run(name: str, train_dir: Path, test_dir: Path, args) -> dict:
     start = time.perf_counter()
     task.infer_images(model, images, runtime, batch_size=8)
     predict_ips = len(images) / (time.perf_counter() - start)
-    return {"method": f"shapekit heatmap U-Net ({args.input_size}px)", "epochs": task.config.epochs,
+    label = f"shapekit heatmap U-Net ({args.input_size}px{', ' + args.tag if args.tag else ''})"
+    return {"method": label, "epochs": task.config.epochs,
             "train_minutes": train_minutes, "mean_px": report["mean_px"], "median_px": report["median_px"],
             "mean_pct_long_side": report["mean_pct_long_side"], "predict_img_per_s": predict_ips,
             "per_landmark_mean_px": [r["mean_px"] for r in report["per_landmark"]],
@@ -147,6 +149,11 @@ def main() -> None:
     parser.add_argument("--test-fraction", type=float, default=0.2)
     parser.add_argument("--no-dlib", action="store_true")
     parser.add_argument("--retrain", action="store_true", help="train even if a run for these settings exists")
+    parser.add_argument("--ema", type=float, default=None, help="weight averaging decay")
+    parser.add_argument("--encoder", default="mobilenet_v2")
+    parser.add_argument("--opt", action="append", default=[], help="task option key=value")
+    parser.add_argument("--tag", default="", help="name for this variant's run folder and table rows")
+    parser.add_argument("--results", default="landmarks", help="results file name in bench/results")
     args = parser.parse_args()
     os.environ.setdefault("SHAPEKIT_NO_PROGRESS", "1")
     torch.manual_seed(args.seed)
@@ -166,7 +173,7 @@ def main() -> None:
     print_table("Landmark error on held-out images (original pixels)",
                 ["dataset", "method", "train", "test", "mean px", "median px", "% long side", "train min",
                  "predict img/s"], rows)
-    save_results("landmarks", {"settings": vars(args), "datasets": results})
+    save_results(args.results, {"settings": vars(args), "datasets": results})
 
 
 if __name__ == "__main__":

@@ -166,7 +166,7 @@ def plot_ced(curves: dict[str, dict], path: Path, normalisation: str) -> Path:
     return save_figure(fig, path)
 
 
-MASK_COLOURS = np.array([[0, 0, 0], [255, 60, 60], [60, 200, 255], [255, 210, 0], [120, 255, 120], [200, 80, 255],
+MASK_COLOURS = np.array([[0, 0, 0], [0, 170, 255], [255, 60, 60], [255, 210, 0], [120, 255, 120], [200, 80, 255],
                          [255, 140, 40], [0, 160, 120], [150, 150, 255], [255, 120, 200]], np.uint8)
 
 
@@ -183,9 +183,12 @@ def mask_overlay(image: np.ndarray, mask: np.ndarray, truth: np.ndarray | None =
     chosen = mask > 0
     out[chosen] = (1 - alpha) * out[chosen] + alpha * tint[chosen]
     out = out.astype(np.uint8)
+    edge = max(1, round(max(image.shape[:2]) / 300))
+    contours, _ = cv2.findContours((mask > 0).astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(out, contours, -1, (0, 120, 255), edge)
     if truth is not None:
         contours, _ = cv2.findContours((truth > 0).astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
-        cv2.drawContours(out, contours, -1, (40, 255, 40), max(1, round(max(image.shape[:2]) / 300)))
+        cv2.drawContours(out, contours, -1, (40, 255, 40), edge)
     return out
 
 
