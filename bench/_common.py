@@ -6,7 +6,10 @@ import datetime
 import os
 import platform
 import sys
+import time
 from pathlib import Path
+
+import numpy as np
 
 import torch
 from rich.console import Console
@@ -62,3 +65,36 @@ def save_results(name: str, payload: dict) -> Path:
     path = write_json(RESULTS / f"{name}.json", payload)
     console.print(f"results: {path}")
     return path
+
+
+def train_throughput(config, steps: int = 5) -> float:
+    """Training images (objects, for the mesh task) per second for a run configuration: real batches through
+    the task's training step, backward and an Adam step, with the run's precision and memory format."""
+    from torch.utils.data import DataLoader
+
+    from shapekit.engine.runtime import Runtime
+    from shapekit.tasks import get_task
+
+    task = get_task(config.task)(config.model_copy(update={"val_fraction": 0.0}))
+    train_set, _ = task.setup()
+    runtime = Runtime.create(config.device, config.precision)
+    model = task.build_model(pretrained=False).to(runtime.device).train()
+    if runtime.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), 1e-5)
+    times = []
+    loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=True)
+    while len(times) < steps:
+        for batch in loader:
+            start = time.perf_counter()
+            batch = {k: runtime.prepare_input(v) if v.dim() == 4 and v.is_floating_point() else v.to(runtime.device)
+                     for k, v in batch.items()}
+            with runtime.autocast():
+                loss, _ = task.training_step(model, batch)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            times.append(time.perf_counter() - start)
+            if len(times) >= steps:
+                break
+    return config.batch_size / float(np.median(times[1:]))

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, WORK, console, print_table, save_results  # noqa: E402
+from _common import DATA, WORK, console, print_table, save_results, train_throughput  # noqa: E402
 
 from shapekit.config import RunConfig, parse_overrides  # noqa: E402
 from shapekit.engine import Runtime, load_model, train  # noqa: E402
@@ -34,29 +34,6 @@ from shapekit.metrics import landmark_errors, summarize_landmark_errors  # noqa:
 DATASETS = ["mollusc-shells", "drosophila-wings", "lizard-toepads"]
 
 
-def measure_train_throughput(config: RunConfig, num_landmarks: int) -> float:
-    """Training images per second for this model and input size (forward + backward + Adam step)."""
-    from shapekit.models import create_model
-
-    runtime = Runtime.create(config.device, config.precision)
-    model = create_model("heatmap_unet", num_landmarks=num_landmarks, encoder=config.encoder, encoder_weights=None)
-    model = model.to(runtime.device).train()
-    if runtime.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters())
-    images = runtime.prepare_input(torch.rand(config.batch_size, 3, config.input_size, config.input_size))
-    times = []
-    for _ in range(5):
-        start = time.perf_counter()
-        with runtime.autocast():
-            loss = model(images).float().sigmoid().mean()
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        times.append(time.perf_counter() - start)
-    return config.batch_size / float(np.median(times[1:]))
-
-
 def shapekit_run(name: str, train_dir: Path, test_dir: Path, args) -> dict:
     run_dir = WORK / "landmarks" / name / f"run_{args.input_size}{'_' + args.tag if args.tag else ''}"
     n_train = len(load_landmark_set(train_dir))
@@ -64,7 +41,7 @@ def shapekit_run(name: str, train_dir: Path, test_dir: Path, args) -> dict:
                        batch_size=8, val_fraction=0.1, plot_every=10, ema=args.ema, encoder=args.encoder,
                        options=parse_overrides(args.opt))
     if not (run_dir / "best.ckpt").exists() or args.retrain:
-        ips = measure_train_throughput(config, load_landmark_set(train_dir).num_landmarks)
+        ips = train_throughput(config)
         # Epochs that fit the budget (validation and data loading take ~15 % on top of the network).
         epochs = max(5, math.floor(args.minutes * 60 * ips * 0.85 / (n_train * 0.9)))
         console.print(f"[bold]{name}[/]: {n_train} images, {ips:.1f} train img/s -> {epochs} epochs")

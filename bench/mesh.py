@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, REPO, WORK, console, print_table, save_results  # noqa: E402
+from _common import DATA, REPO, WORK, console, print_table, save_results, train_throughput  # noqa: E402
 
 from shapekit.config import RunConfig  # noqa: E402
 from shapekit.engine import Runtime, load_model, train  # noqa: E402
@@ -79,41 +79,15 @@ def generate(args) -> tuple[Path, Path]:
     return train_dir, heldout_dir
 
 
-def training_speed(data: Path, options: dict, init_from: Path | None, steps: int = 4) -> float:
-    """Objects per second through one training step (network, renders of the views, losses, backward)."""
-    from torch.utils.data import DataLoader
-
-    from shapekit.tasks import get_task
-
-    config = RunConfig(task="mesh", data=data, out=WORK / "mesh" / "probe", input_size=128, batch_size=4,
-                       val_fraction=0.0, options=options, init_from=init_from)
-    task = get_task("mesh")(config)
-    train_set, _ = task.setup()
-    model = task.build_model()
-    optimizer = torch.optim.Adam(model.parameters(), 1e-4)
-    times = []
-    for k, batch in enumerate(DataLoader(train_set, batch_size=4, shuffle=True)):
-        start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss, _ = task.training_step(model, batch)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        times.append(time.perf_counter() - start)
-        if k + 1 >= steps:
-            break
-    return 4 / float(np.median(times[1:]))
-
-
 def run(name: str, data: Path, minutes: float, n_objects: int, options: dict, init_from: Path | None = None) -> Path:
     out = WORK / "mesh" / "runs" / name
     if not (out / "best.ckpt").exists() or _unfinished(out):
-        speed = training_speed(data, options, init_from)
+        config = RunConfig(task="mesh", data=data, out=out, input_size=128, batch_size=4, val_fraction=0.1, seed=0,
+                           options=options, init_from=init_from, plot_every=5)
+        speed = train_throughput(config, steps=4)
         epochs = max(3, math.floor(minutes * 60 * speed * 0.85 / (n_objects * 0.9)))
         console.print(f"{name}: {speed:.2f} objects/s -> {epochs} epochs")
-        config = RunConfig(task="mesh", data=data, out=out, epochs=epochs, input_size=128, batch_size=4,
-                           val_fraction=0.1, seed=0, options=options, init_from=init_from, max_minutes=minutes * 1.15,
-                           plot_every=5)
+        config = config.model_copy(update={"epochs": epochs, "max_minutes": minutes * 1.15})
         train(config, resume=(out / "last.ckpt").exists(), console=console)
     return out / "best.ckpt"
 

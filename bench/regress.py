@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, WORK, console, print_table, save_results  # noqa: E402
+from _common import DATA, WORK, console, print_table, save_results, train_throughput  # noqa: E402
 
 from shapekit.config import RunConfig  # noqa: E402
 from shapekit.engine import train  # noqa: E402
@@ -36,12 +36,15 @@ from shapekit.io.landmark_dataset import find_annotation_file, write_subsets  # 
 from shapekit.shape_analysis import analyse  # noqa: E402
 from shapekit.tasks._keypoints import cross_validate  # noqa: E402
 
-# Training images per second on this machine (2 cores, bf16): measured once, used to size epochs to the budget.
-SPEED = {"regress": 40.0, "landmarks": 13.0}
+_SPEED: dict[tuple, float] = {}
 
 
-def epochs_for(task: str, n_train: int, minutes: float) -> int:
-    return max(4, math.floor(minutes * 60 * SPEED[task] * 0.85 / n_train))
+def epochs_for(config: RunConfig, data: Path, n_train: int, minutes: float) -> int:
+    """Epochs that fit ``minutes`` of training, from a measured throughput of this configuration."""
+    key = (config.task, str(data))
+    if key not in _SPEED:
+        _SPEED[key] = train_throughput(config.model_copy(update={"data": data, "out": WORK / "regress" / "probe"}))
+    return max(4, math.floor(minutes * 60 * _SPEED[key] * 0.85 / n_train))
 
 
 def prepare(name: str, limit: int | None, seed: int) -> Path:
@@ -73,20 +76,18 @@ def main() -> None:
     for name, path in data.items():
         run = WORK / "regress" / "pretrain" / name
         if not (run / "best.ckpt").exists():
-            config = RunConfig(task="regress", data=path, out=run, seed=args.seed, options=regress_opts,
-                               epochs=epochs_for("regress", int(sizes[name] * 0.85), args.minutes * 2),
-                               max_minutes=args.minutes * 2.2, plot_every=50)
+            config = RunConfig(task="regress", data=path, out=run, seed=args.seed, options=regress_opts, plot_every=50)
+            config = config.model_copy(update={"epochs": epochs_for(config, path, int(sizes[name] * 0.85),
+                                                                    args.minutes * 2),
+                                               "max_minutes": args.minutes * 2.2})
             train(config, resume=(run / "last.ckpt").exists(), console=console)
         pretrained[name] = run / "best.ckpt"
 
     methods = {
-        "regression CNN, from scratch": lambda other, n: RunConfig(
-            task="regress", options=regress_opts, epochs=epochs_for("regress", n, args.minutes)),
-        "regression CNN, fine-tuned from the other dataset": lambda other, n: RunConfig(
-            task="regress", options=regress_opts, epochs=epochs_for("regress", n, args.minutes),
-            init_from=pretrained[other]),
-        "heatmap U-Net (landmarks)": lambda other, n: RunConfig(
-            task="landmarks", epochs=epochs_for("landmarks", n, args.minutes)),
+        "regression CNN, from scratch": lambda other: RunConfig(task="regress", options=regress_opts),
+        "regression CNN, fine-tuned from the other dataset": lambda other: RunConfig(
+            task="regress", options=regress_opts, init_from=pretrained[other]),
+        "heatmap U-Net (landmarks)": lambda other: RunConfig(task="landmarks"),
     }
     results, rows = {}, []
     for name, path in data.items():
@@ -94,8 +95,9 @@ def main() -> None:
         n_train = int(sizes[name] * (args.rounds - 1) / args.rounds * 0.85)
         results[name] = {"n_images": sizes[name], "methods": {}}
         for label, make in methods.items():
-            config = make(other, n_train).model_copy(update={"seed": args.seed, "max_minutes": args.minutes * 1.2,
-                                                             "plot_every": 50})
+            config = make(other)
+            config = config.model_copy(update={"seed": args.seed, "max_minutes": args.minutes * 1.2, "plot_every": 50,
+                                               "epochs": epochs_for(config, path, n_train, args.minutes)})
             out = WORK / "regress" / name / label.split(",")[0].replace(" ", "_") / (
                 "finetuned" if config.init_from else "scratch")
             start = time.time()

@@ -41,8 +41,8 @@ def deform(vertices: np.ndarray, rng: np.random.Generator, strength: float = 1.0
         amplitude = rng.normal(0, 0.06 * strength, 3)
         width = rng.uniform(0.3, 0.7)
         v += amplitude * np.exp(-((v - centre) ** 2).sum(1, keepdims=True) / width ** 2)
-    v -= (v.max(0) + v.min(0)) / 2
-    return v / np.linalg.norm(v, axis=1).max()
+    low, high = v.min(0), v.max(0)
+    return (v - (low + high) / 2) * (2.0 / np.linalg.norm(high - low))  # half bounding-box diagonal = 1
 
 
 def vary_colours(image: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:

@@ -89,11 +89,11 @@ def load_mesh(path: str | Path, allow_nonmanifold: bool = False) -> MeshData:
 
 
 def normalise(mesh: MeshData) -> tuple[MeshData, np.ndarray, float]:
-    """Centre the bounding box at the origin and scale to a unit bounding sphere (as cameras.json files do)."""
+    """Centre the bounding box at the origin and scale its half-diagonal to 1 (the bounding box's sphere), the
+    normalisation of the shoe data's cameras.json files."""
     low, high = mesh.vertices.min(0), mesh.vertices.max(0)
     centre = (low + high) / 2
-    radius = np.linalg.norm(mesh.vertices - centre, axis=1).max()
-    scale = 1.0 / max(radius, 1e-12)
+    scale = 2.0 / max(float(np.linalg.norm(high - low)), 1e-12)
     return MeshData((mesh.vertices - centre) * scale, mesh.faces, mesh.uv, mesh.texture, mesh.vertex_colors), centre, scale
 
 
