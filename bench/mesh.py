@@ -5,6 +5,7 @@ through `make-multiview` (synthetic augmentation: random shape and texture varia
 cameras). Held out: objects generated from the same meshes with other random seeds, and the untouched
 real boot and sneaker renders (48 views each). Training never sees a 3D mesh, only views and masks.
 
+The main model trains in two stages (coarse template, then subdivided once).
 Reported on held-out objects: silhouette IoU and PSNR on views the network never took as input,
 Chamfer distance to the true mesh after scale alignment; and the renderer's forward+backward time.
 Ablations (one short training each) show the open problems before/after:
@@ -79,24 +80,28 @@ def generate(args) -> tuple[Path, Path]:
     return train_dir, heldout_dir
 
 
-def run(name: str, data: Path, minutes: float, n_objects: int, options: dict, init_from: Path | None = None) -> Path:
+def run(name: str, data: Path, minutes: float, n_objects: int, options: dict, init_from: Path | None = None,
+        lr: float | None = None) -> Path:
     out = WORK / "mesh" / "runs" / name
     if not (out / "best.ckpt").exists() or _unfinished(out):
         config = RunConfig(task="mesh", data=data, out=out, input_size=128, batch_size=4, val_fraction=0.1, seed=0,
-                           options=options, init_from=init_from, plot_every=5)
+                           options=options, init_from=init_from, plot_every=5, lr=lr)
         speed = train_throughput(config, steps=4)
         epochs = max(3, math.floor(minutes * 60 * speed * 0.85 / (n_objects * 0.9)))
         console.print(f"{name}: {speed:.2f} objects/s -> {epochs} epochs")
         config = config.model_copy(update={"epochs": epochs, "max_minutes": minutes * 1.15})
         train(config, resume=(out / "last.ckpt").exists(), console=console)
+        (out / "done").write_text("finished (possibly stopped by its time budget)\n")
     return out / "best.ckpt"
 
 
 def _unfinished(out: Path) -> bool:
+    if (out / "done").exists():
+        return False
     if not (out / "last.ckpt").exists():
         return True
     last = torch.load(out / "last.ckpt", map_location="cpu", weights_only=False)
-    return last.get("epoch", 0) + 1 < last["shapekit"]["config"]["epochs"] and not (out / "done").exists()
+    return last.get("epoch", 0) + 1 < last["shapekit"]["config"]["epochs"]
 
 
 def evaluate(checkpoint: Path, folders: list[Path]) -> dict:
@@ -178,7 +183,9 @@ def figure_turntables(checkpoint: Path, folders: list[Path], path: Path, count: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=20.0, help="training budget of the main model")
+    parser.add_argument("--minutes", type=float, default=20.0, help="training budget of the main model's first stage")
+    parser.add_argument("--refine-minutes", type=float, default=20.0,
+                        help="budget of its second stage: the template subdivided once (coarse to fine)")
     parser.add_argument("--ablation-minutes", type=float, default=6.0, help="budget of each ablation run")
     parser.add_argument("--variants", type=int, default=80, help="training objects per real mesh")
     parser.add_argument("--heldout-variants", type=int, default=8, help="held-out objects per real mesh")
@@ -194,9 +201,13 @@ def main() -> None:
     train_dir, heldout_dir = generate(args)
     n_train = len(load_multiview_set(train_dir))
     real = DATA / "shoes"
-    main_ckpt = run("main", train_dir, args.minutes, n_train, {})
+    coarse_ckpt = run("main", train_dir, args.minutes, n_train, {})
+    main_ckpt = run("main_refined", train_dir, args.refine_minutes, n_train, {"refine": True}, init_from=coarse_ckpt,
+                    lr=1e-4)
     results = {"renderer": timing, "n_training_objects": n_train,
-               "heldout_generated": evaluate(main_ckpt, [heldout_dir]), "heldout_real": evaluate(main_ckpt, [real])}
+               "heldout_generated": evaluate(main_ckpt, [heldout_dir]), "heldout_real": evaluate(main_ckpt, [real]),
+               "first_stage": {"heldout_generated": evaluate(coarse_ckpt, [heldout_dir]),
+                               "heldout_real": evaluate(coarse_ckpt, [real])}}
     figure_turntables(main_ckpt, [heldout_dir, real], FIGURES / "heldout_turntables.png")
     rows = [[label, r["n_objects"], r["iou_mean"], r["psnr_mean"], r["chamfer_mean"]]
             for label, r in (("held-out generated shoes", results["heldout_generated"]),

@@ -17,31 +17,20 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 from _common import DATA, WORK, console, machine  # noqa: E402
 
 from shapekit.config import RunConfig  # noqa: E402
 from shapekit.engine import Runtime, load_model, read_checkpoint, train  # noqa: E402
-from shapekit.io.atomic import atomic_open, write_text  # noqa: E402
+from shapekit.engine.checkpoint import slim_checkpoint  # noqa: E402
+from shapekit.io.atomic import write_text  # noqa: E402
 from shapekit.io.landmark_dataset import split_dataset  # noqa: E402
 from shapekit.tasks.segment import SegmentTask  # noqa: E402
 
 SHIPPED = SegmentTask.default_model
 CARD = SHIPPED.with_suffix(".md")
 MAX_BYTES = 15 * 1024 * 1024
-
-
-def slim_checkpoint(source: Path, target: Path) -> int:
-    """Only what inference needs: task metadata and fp16 weights."""
-    ckpt = read_checkpoint(source)
-    slim = {"shapekit": ckpt["shapekit"], "epoch": ckpt.get("epoch"),
-            "state_dict": {k: (v.half() if v.is_floating_point() else v) for k, v in ckpt["state_dict"].items()}}
-    with atomic_open(target, "wb") as handle:
-        torch.save(slim, handle)
-    return target.stat().st_size
 
 
 def previous_iou() -> float | None:

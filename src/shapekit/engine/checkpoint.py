@@ -23,6 +23,16 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, handle)
 
 
+def slim_checkpoint(source: str | Path, target: str | Path) -> int:
+    """Write only what inference needs (task metadata and fp16 weights) for shipping; returns the size in bytes."""
+    ckpt = read_checkpoint(source)
+    slim = {META_KEY: ckpt[META_KEY], "epoch": ckpt.get("epoch"),
+            "state_dict": {k: (v.half() if v.is_floating_point() else v) for k, v in ckpt["state_dict"].items()}}
+    with atomic_open(target, "wb") as handle:
+        torch.save(slim, handle)
+    return Path(target).stat().st_size
+
+
 def checkpoint_meta(task) -> dict[str, Any]:
     return {"task": task.name, "config": task.config.model_dump(mode="json"), "meta": task.meta,
             "version": __version__}

@@ -21,6 +21,7 @@ from ..config import RunConfig, validate
 from ..errors import ShapekitError
 
 _TASKS: dict[str, type["Task"]] = {}
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"  # models shipped inside the package
 
 
 def read_inputs(inputs, console=None):

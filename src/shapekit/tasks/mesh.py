@@ -33,7 +33,7 @@ from ..progress import track
 from ..render import MeshRenderer, PerspectiveCameras, RasterSettings, orbit
 from ..templates import Template, adjacent_face_pairs, face_uvs, icosphere, subdivide, vertex_neighbours
 from ..transforms import Letterbox
-from .base import Task, read_inputs, register_task
+from .base import ASSETS, Task, read_inputs, register_task
 
 WHITE = 255
 
@@ -163,6 +163,7 @@ class MeshTask(Task):
     monitor_mode = "max"
     output_formats = ("obj",)
     default_lr = 3e-4
+    default_model = ASSETS / "shoe-mesh.ckpt"
 
     def __init__(self, config, meta=None):
         super().__init__(config, meta)

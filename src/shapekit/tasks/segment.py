@@ -25,9 +25,7 @@ from ..models import create_model
 from ..plots import plot_mask_grid
 from ..progress import track
 from ..transforms import AugmentOptions, Letterbox, mask_augmenter
-from .base import Task, read_inputs, register_task
-
-ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
+from .base import ASSETS, Task, read_inputs, register_task
 
 
 class SegmentOptions(BaseModel):
