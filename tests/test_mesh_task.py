@@ -67,13 +67,19 @@ def test_coarse_to_fine_refinement_starts_from_the_coarse_shape(multiview_data, 
           "--input-size", "64", "--batch-size", "2", "--lr", "1e-9", "--init-from", str(coarse / "best.ckpt"),
           "--opt", "refine=true", "--opt", "render_size=32", "--opt", "views_per_step=3",
           "--opt", "weights.perceptual=0"])
+    from shapekit.engine.trainer import _init_from
+
     task_c, model_c = load_model(coarse / "best.ckpt")
-    task_f, model_f = load_model(fine / "last.ckpt")
+    task_f, _ = load_model(fine / "last.ckpt")
     assert task_f.template.num_vertices > task_c.template.num_vertices
+    # The fine run's starting point: its model initialised from the coarse checkpoint, before any
+    # step (training itself moves BatchNorm statistics even at a vanishing learning rate).
+    start = task_f.build_model(pretrained=False)
+    _init_from(task_f, start, coarse / "best.ckpt", None)
     image = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         verts_c = task_c.vertices(model_c.eval()(image)["offsets"])[0]
-        verts_f = task_f.vertices(model_f.eval()(image)["offsets"])[0]
-    # The refined mesh's original vertices sit (nearly) where the coarse mesh put them.
+        verts_f = task_f.vertices(start.eval()(image)["offsets"])[0]
+    # The refined mesh's original vertices sit where the coarse mesh put them.
     count = task_c.template.num_vertices
-    assert (verts_f[:count] - verts_c).abs().max() < 0.05
+    assert (verts_f[:count] - verts_c).abs().max() < 1e-3
