@@ -23,11 +23,26 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, handle)
 
 
-def slim_checkpoint(source: str | Path, target: str | Path) -> int:
-    """Write only what inference needs (task metadata and fp16 weights) for shipping; returns the size in bytes."""
+INT8_KEY = "state_dict_int8"
+
+
+def slim_checkpoint(source: str | Path, target: str | Path, int8_min_numel: int | None = None) -> int:
+    """Write only what inference needs (task metadata and fp16 weights) for shipping; returns the size in bytes.
+
+    With ``int8_min_numel``, weight matrices at least that large are stored as int8 with one fp16 scale per
+    output row (symmetric quantisation); ``model_state`` expands them again when the checkpoint is read.
+    """
     ckpt = read_checkpoint(source)
-    slim = {META_KEY: ckpt[META_KEY], "epoch": ckpt.get("epoch"),
-            "state_dict": {k: (v.half() if v.is_floating_point() else v) for k, v in ckpt["state_dict"].items()}}
+    state, quantised = {}, {}
+    for name, value in ckpt["state_dict"].items():
+        if int8_min_numel is not None and value.dim() == 2 and value.numel() >= int8_min_numel:
+            scale = value.float().abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / 127.0
+            quantised[name] = {"int8": torch.round(value.float() / scale).to(torch.int8), "scale": scale.half()}
+        else:
+            state[name] = value.half() if value.is_floating_point() else value
+    slim = {META_KEY: ckpt[META_KEY], "epoch": ckpt.get("epoch"), "state_dict": state}
+    if quantised:
+        slim[INT8_KEY] = quantised
     with atomic_open(target, "wb") as handle:
         torch.save(slim, handle)
     return Path(target).stat().st_size
@@ -54,7 +69,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 def model_state(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The network's weights, without the LightningModule's ``model.`` prefix."""
     prefix = "model."
-    return {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    state = dict(ckpt["state_dict"])
+    for name, packed in ckpt.get(INT8_KEY, {}).items():
+        state[name] = packed["int8"].float() * packed["scale"].float()
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 def load_model(path: str | Path, task_name: str | None = None):
