@@ -114,7 +114,7 @@ def evaluate(checkpoint: Path, folders: list[Path]) -> dict:
             "chamfer_mean": float(np.mean([o["chamfer"] for o in objects if "chamfer" in o])), "objects": objects}
 
 
-def invariance(checkpoint: Path, folder: Path, scales=(0.8, 0.9, 1.0, 1.1, 1.2)) -> dict:
+def invariance(checkpoint: Path, folder: Path, scales=(0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4)) -> dict:
     """Mean held-out IoU when the input view is rescaled (about its centre) and shifted."""
     import cv2
 
@@ -237,9 +237,9 @@ def main() -> None:
         _plot_invariance(results["ablations"]["invariance"], FIGURES / "ablation_invariance.png")
         ab = results["ablations"]
         print_table("Open problems, before / after", ["problem", "measure", "before", "after"], [
-            ["(a) invariance", "IoU at input scale 0.8 / 1.2",
-             f"{ab['invariance']['without_jitter']['0.8']:.3f} / {ab['invariance']['without_jitter']['1.2']:.3f}",
-             f"{ab['invariance']['with_jitter']['0.8']:.3f} / {ab['invariance']['with_jitter']['1.2']:.3f}"],
+            ["(a) invariance", "IoU at input scale 0.6 / 1.0 / 1.4",
+             " / ".join(f"{ab['invariance']['without_jitter'][k]:.3f}" for k in ("0.6", "1", "1.4")),
+             " / ".join(f"{ab['invariance']['with_jitter'][k]:.3f}" for k in ("0.6", "1", "1.4"))],
             ["(b) texture seams", "held-out PSNR dB", ab["seams"]["islands"], ab["seams"]["spherical"]],
             ["(c) jagged geometry", "mean neighbour-normal angle (deg)",
              ab["geometry"]["no_regularisers"]["mean_normal_angle_deg"],

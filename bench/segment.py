@@ -1,5 +1,6 @@
 """Shipped clothing model: IoU on the CCP images it never trained on, and CPU throughput of PyTorch
-eager (fp32 and the default bf16 + channels-last) against onnxruntime, at batch 1 and 8.
+eager (fp32 and the default bf16 + channels-last) against onnxruntime (fp32, and int8 from static
+quantisation, whose IoU is measured too), at batch 1 and 8.
 
     python bench/segment.py
 
@@ -23,7 +24,9 @@ from _common import DATA, WORK, console, print_table, save_results  # noqa: E402
 
 from shapekit.engine import Runtime, load_model, read_checkpoint  # noqa: E402
 from shapekit.engine.onnx import OnnxForward, export_onnx  # noqa: E402
+from shapekit.io.images import list_images  # noqa: E402
 from shapekit.io.landmark_dataset import split_dataset  # noqa: E402
+from shapekit.tasks.base import read_inputs  # noqa: E402
 from shapekit.tasks.segment import SegmentTask  # noqa: E402
 
 
@@ -44,7 +47,7 @@ def main() -> None:
         raise SystemExit(f"no shipped model at {model_path}; run tools/ship_clothing_model.py first")
     meta = read_checkpoint(model_path)["shapekit"]
     seed = meta["config"]["seed"]
-    _, test_dir = split_dataset(DATA / "ccp", WORK / "ccp" / "split", 0.2, seed)
+    train_dir, test_dir = split_dataset(DATA / "ccp", WORK / "ccp" / "split", 0.2, seed)
     task, model = load_model(model_path)
     trained_on = set(meta["meta"]["train_ids"]) | set(meta["meta"]["val_ids"])
     test_ids = {p.stem for p in (test_dir / "images").iterdir()}
@@ -63,6 +66,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = export_onnx(model_path, Path(tmp) / "clothing.onnx")
         session = OnnxForward(onnx_path)
+        # int8: calibrated on 32 training images (never on the test split), scored on the test split.
+        calibration = read_inputs(list_images([train_dir / "images"])[::8][:32])[0]
+        int8_session = OnnxForward(export_onnx(model_path, Path(tmp) / "clothing-int8.onnx", calibration))
+        report = task.evaluate(None, test_dir, runtime=Runtime.create("cpu", "32"), forward=int8_session)
+        accuracy["onnxruntime int8"] = {k: report[k] for k in ("n_images", "iou_mean", "iou_pooled", "iou_median",
+                                                               "dice_mean", "pixel_accuracy_mean")}
+        print_table("int8 (onnxruntime static quantisation) on the same images", ["IoU mean", "IoU pooled", "Dice mean"],
+                    [[report["iou_mean"], report["iou_pooled"], report["dice_mean"]]])
         engines = {}
         for label, precision in (("PyTorch eager fp32", "32"), ("PyTorch eager bf16 + channels_last", "bf16-mixed")):
             runtime = Runtime.create("cpu", precision)
@@ -73,6 +84,7 @@ def main() -> None:
                     net(runtime.prepare_input(torch.rand(batch, 3, height, width)))
             engines[label] = run
         engines["onnxruntime fp32"] = lambda batch: session(np.random.rand(batch, 3, height, width).astype(np.float32))
+        engines["onnxruntime int8"] = lambda batch: int8_session(np.random.rand(batch, 3, height, width).astype(np.float32))
         speed = {label: {f"batch_{b}": images_per_second(run, b) for b in (1, 8)} for label, run in engines.items()}
     base = speed["PyTorch eager fp32"]
     print_table(f"Throughput at {width}x{height}, {torch.get_num_threads()} threads (img/s)",

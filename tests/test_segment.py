@@ -111,6 +111,30 @@ def test_onnx_export_matches_pytorch_for_masks(binary_run, binary_data, tmp_path
     assert total > 0 and agree / total >= 0.999
 
 
+def test_int8_onnx_export_keeps_masks_and_needs_calibration(binary_run, binary_data, tmp_path, capsys):
+    checkpoint, images = str(binary_run / "best.ckpt"), str(binary_data / "images")
+    with pytest.raises(SystemExit):
+        main(["export", "--model", checkpoint, "--out", str(tmp_path / "x.onnx"), "--int8"])
+    assert "--calibration" in capsys.readouterr().err
+    int8_file = tmp_path / "seg-int8.onnx"
+    main(["export", "--model", checkpoint, "--out", str(int8_file), "--int8", "--calibration", images,
+          "--calibration-images", "8"])
+    import onnx
+
+    graph = onnx.load(str(int8_file))
+    assert any(node.op_type == "QuantizeLinear" for node in graph.graph.node)  # really quantised
+    main(["predict", "--model", checkpoint, images, "--out", str(tmp_path / "torch"), "--precision", "32",
+          "--no-overlays"])
+    main(["predict", "--model", str(int8_file), images, "--out", str(tmp_path / "int8"), "--no-overlays"])
+    agree, total = 0, 0
+    for path in sorted((tmp_path / "torch" / "masks").iterdir()):
+        a = np.asarray(Image.open(path))
+        b = np.asarray(Image.open(tmp_path / "int8" / "masks" / path.name))
+        agree += int((a == b).sum())
+        total += a.size
+    assert total > 0 and agree / total >= 0.97
+
+
 def test_onnx_landmarks_match_pytorch(trained_run, synthetic_split, tmp_path):
     from shapekit.io import read_tps
 

@@ -210,13 +210,26 @@ def export(
     model: Path = typer.Option(..., help="checkpoint (.ckpt)"),
     out: Path = typer.Option(..., help="output file, e.g. model.onnx"),
     fmt: str = typer.Option("onnx", "--format", help="onnx"),
+    int8: bool = typer.Option(False, "--int8", help="quantise to int8 (onnxruntime static quantisation)"),
+    calibration: Optional[List[Path]] = typer.Option(None, help="with --int8: images or folders to calibrate on"),
+    calibration_images: int = typer.Option(32, help="with --int8: how many calibration images to use"),
 ):
     """Export a checkpoint for deployment (ONNX, with the task metadata inside)."""
     from .engine.onnx import export_onnx
+    from .tasks.base import read_inputs
 
     if fmt != "onnx":
         raise ShapekitError(f"--format {fmt!r}: only onnx export is available")
-    console.print(f"exported: {export_onnx(model, out)}")
+    if int8 and not calibration:
+        raise ShapekitError("--int8 needs --calibration IMAGES_OR_DIR (a few dozen images like the ones to predict on)")
+    images = None
+    if int8:
+        from .io.images import list_images
+
+        paths = list_images(calibration)
+        step = max(1, len(paths) // max(1, calibration_images))  # spread over the whole folder
+        images = read_inputs(paths[::step][:calibration_images], console)[0]
+    console.print(f"exported: {export_onnx(model, out, images)}")
 
 
 @app.command()
