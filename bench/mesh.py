@@ -114,8 +114,14 @@ def evaluate(checkpoint: Path, folders: list[Path]) -> dict:
             "chamfer_mean": float(np.mean([o["chamfer"] for o in objects if "chamfer" in o])), "objects": objects}
 
 
-def invariance(checkpoint: Path, folder: Path, scales=(0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4)) -> dict:
-    """Mean held-out IoU when the input view is rescaled (about its centre) and shifted."""
+INPUT_MOVES = {"none": (1.0, 0.0, 0.0), "scale 0.6": (0.6, 0.0, 0.0), "scale 0.8": (0.8, 0.0, 0.0),
+               "scale 1.2": (1.2, 0.0, 0.0), "scale 1.4": (1.4, 0.0, 0.0), "shift -15 %": (1.0, -0.15, 0.0),
+               "shift +15 %": (1.0, 0.15, 0.0), "shift up 10 %": (1.0, 0.0, -0.10),
+               "scale 0.8, shift +10 %": (0.8, 0.10, 0.05)}
+
+
+def invariance(checkpoint: Path, folder: Path) -> dict:
+    """Held-out IoU and PSNR when the input view is rescaled (about its centre) and shifted (fraction of its size)."""
     import cv2
 
     from shapekit.tasks.mesh import MultiViewSamples
@@ -125,21 +131,23 @@ def invariance(checkpoint: Path, folder: Path, scales=(0.6, 0.7, 0.8, 0.9, 1.0, 
     objects = load_multiview_set(folder)[:12]
     renderer = task.renderer(sigma=0.05)
     result = {}
-    for scale in scales:
-        ious = []
+    for label, (scale, dx, dy) in INPUT_MOVES.items():
+        ious, psnrs = [], []
         for obj in objects:
             samples = MultiViewSamples([obj], 128, task.options.render_size, len(obj), None, train=False)
             batch = {k: v[None] for k, v in samples[0].items()}
             image = samples.items[0]["input"]
-            matrix = np.array([[scale, 0, 63.5 * (1 - scale) + 6], [0, scale, 63.5 * (1 - scale) - 4]])
+            matrix = np.array([[scale, 0, 63.5 * (1 - scale) + dx * 128], [0, scale, 63.5 * (1 - scale) + dy * 128]])
             moved = cv2.warpAffine(image, matrix, (128, 128), borderValue=(255, 255, 255))
             out = task.infer(model, [moved], runtime)[0]
             with torch.no_grad():
-                _, _, alpha = task._render_views(out, batch, renderer)
+                _, rendered, alpha = task._render_views(out, batch, renderer)
             masks = batch["masks"][0]
             hard = (alpha > 0.5).float()
             ious.append(float(((hard * masks).sum((1, 2)) / (hard + masks - hard * masks).sum((1, 2)).clamp_min(1)).mean()))
-        result[f"{scale:g}"] = float(np.mean(ious))
+            mse = ((rendered - batch["views"][0]) ** 2).mean((1, 2, 3)).clamp_min(1e-10)
+            psnrs.append(float((-10 * torch.log10(mse)).mean()))
+        result[label] = {"iou": float(np.mean(ious)), "psnr": float(np.mean(psnrs))}
     return result
 
 
@@ -237,9 +245,10 @@ def main() -> None:
         _plot_invariance(results["ablations"]["invariance"], FIGURES / "ablation_invariance.png")
         ab = results["ablations"]
         print_table("Open problems, before / after", ["problem", "measure", "before", "after"], [
-            ["(a) invariance", "IoU at input scale 0.6 / 1.0 / 1.4",
-             " / ".join(f"{ab['invariance']['without_jitter'][k]:.3f}" for k in ("0.6", "1", "1.4")),
-             " / ".join(f"{ab['invariance']['with_jitter'][k]:.3f}" for k in ("0.6", "1", "1.4"))],
+            ["(a) invariance", "IoU / PSNR dB, input as is",
+             _moved(ab["invariance"]["without_jitter"], "none"), _moved(ab["invariance"]["with_jitter"], "none")],
+            ["(a) invariance", "IoU / PSNR dB, worst of 8 scaled or shifted inputs",
+             _moved(ab["invariance"]["without_jitter"]), _moved(ab["invariance"]["with_jitter"])],
             ["(b) texture seams", "held-out PSNR dB", ab["seams"]["islands"], ab["seams"]["spherical"]],
             ["(c) jagged geometry", "mean neighbour-normal angle (deg)",
              ab["geometry"]["no_regularisers"]["mean_normal_angle_deg"],
@@ -248,17 +257,26 @@ def main() -> None:
     save_results("mesh", {"settings": vars(args), **results})
 
 
+def _moved(data: dict, label: str | None = None) -> str:
+    """'IoU / PSNR' for one input move, or for the move with the lowest PSNR."""
+    if label is None:
+        label = min((k for k in data if k != "none"), key=lambda k: data[k]["psnr"])
+    return f"{data[label]['iou']:.3f} / {data[label]['psnr']:.2f} ({label})"
+
+
 def _plot_invariance(data: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for label, values in data.items():
-        scales = [float(k) for k in values]
-        ax.plot(scales, list(values.values()), marker="o", label=label.replace("_", " "))
-    ax.set_xlabel("input view scale")
-    ax.set_ylabel("held-out silhouette IoU")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    labels = list(INPUT_MOVES)
+    for name, values in data.items():
+        for ax, key in zip(axes, ("iou", "psnr")):
+            ax.plot(range(len(labels)), [values[k][key] for k in labels], marker="o", label=name.replace("_", " "))
+    for ax, title in zip(axes, ("held-out silhouette IoU", "held-out PSNR dB")):
+        ax.set_xticks(range(len(labels)), labels, rotation=40, ha="right", fontsize=8)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
     save_figure(fig, path)
 
 
