@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,6 +96,18 @@ def test_multiclass_labels_report_per_class_iou(tmp_path):
     assert 0 <= report["miou"] <= 1 and report["per_class_iou"]["background"] > 0.5
 
 
+def mask_agreement(first: Path, second: Path) -> float:
+    """Fraction of pixels on which two folders of predicted masks (same file names) agree."""
+    agree, total = 0, 0
+    for path in sorted(first.iterdir()):
+        a = np.asarray(Image.open(path))
+        b = np.asarray(Image.open(second / path.name))
+        agree += int((a == b).sum())
+        total += a.size
+    assert total > 0, f"no masks in {first}"
+    return agree / total
+
+
 def test_onnx_export_matches_pytorch_for_masks(binary_run, binary_data, tmp_path):
     onnx_file = tmp_path / "seg.onnx"
     main(["export", "--model", str(binary_run / "best.ckpt"), "--format", "onnx", "--out", str(onnx_file)])
@@ -102,13 +115,7 @@ def test_onnx_export_matches_pytorch_for_masks(binary_run, binary_data, tmp_path
     main(["predict", "--model", str(binary_run / "best.ckpt"), images, "--out", str(tmp_path / "torch"),
           "--precision", "32", "--no-overlays"])
     main(["predict", "--model", str(onnx_file), images, "--out", str(tmp_path / "onnx"), "--no-overlays"])
-    agree, total = 0, 0
-    for path in sorted((tmp_path / "torch" / "masks").iterdir()):
-        a = np.asarray(Image.open(path))
-        b = np.asarray(Image.open(tmp_path / "onnx" / "masks" / path.name))
-        agree += int((a == b).sum())
-        total += a.size
-    assert total > 0 and agree / total >= 0.999
+    assert mask_agreement(tmp_path / "torch" / "masks", tmp_path / "onnx" / "masks") >= 0.999
 
 
 def test_int8_onnx_export_keeps_masks_and_needs_calibration(binary_run, binary_data, tmp_path, capsys):
@@ -126,13 +133,7 @@ def test_int8_onnx_export_keeps_masks_and_needs_calibration(binary_run, binary_d
     main(["predict", "--model", checkpoint, images, "--out", str(tmp_path / "torch"), "--precision", "32",
           "--no-overlays"])
     main(["predict", "--model", str(int8_file), images, "--out", str(tmp_path / "int8"), "--no-overlays"])
-    agree, total = 0, 0
-    for path in sorted((tmp_path / "torch" / "masks").iterdir()):
-        a = np.asarray(Image.open(path))
-        b = np.asarray(Image.open(tmp_path / "int8" / "masks" / path.name))
-        agree += int((a == b).sum())
-        total += a.size
-    assert total > 0 and agree / total >= 0.97
+    assert mask_agreement(tmp_path / "torch" / "masks", tmp_path / "int8" / "masks") >= 0.97
 
 
 def test_onnx_landmarks_match_pytorch(trained_run, synthetic_split, tmp_path):

@@ -1,4 +1,6 @@
-"""Package the mesh model trained by bench/mesh.py (its two-stage "main_refined" run) inside shapekit, with a card.
+"""Install the mesh model trained by bench/mesh.py (its two-stage "main_refined" run) into this checkout's
+package assets, with a card, so that ``shapekit predict --task mesh`` needs no --model. The file is git-ignored:
+only models the demo needs are committed.
 
     python bench/mesh.py && python tools/ship_mesh_model.py [--force]
 

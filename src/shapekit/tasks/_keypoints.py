@@ -165,12 +165,10 @@ class KeypointTask(Task):
                 "val/error_pct": float(np.nanmean(pct))}
 
     def epoch_plots(self, model, out_dir, device):
-        samples = getattr(self, "_val_samples", None)
-        if not samples:
+        chosen = self.first_val_images(6, device)
+        if chosen is None:
             return
-        picks = list(range(min(6, len(samples))))
-        batch = [samples[i] for i in picks]
-        images = torch.stack([b["image"] for b in batch]).to(device)
+        (picks, images), samples = chosen, self._val_samples
         raw = model(images)
         points, _ = self.decode(raw)
         points = points.float().cpu().numpy()

@@ -115,6 +115,14 @@ class Task(ABC):
     def epoch_plots(self, model: nn.Module, out_dir: Path, device: torch.device) -> None:
         """Figures a person wants to look at during training (called on rank 0)."""
 
+    def first_val_images(self, count: int, device: torch.device) -> tuple[list[int], torch.Tensor] | None:
+        """Indices and stacked input images of the first ``count`` validation samples (for epoch plots)."""
+        samples = getattr(self, "_val_samples", None)
+        if not samples:
+            return None
+        picks = list(range(min(count, len(samples))))
+        return picks, torch.stack([samples[i]["image"] for i in picks]).to(device)
+
     def adapt_state_dict(self, state: dict[str, torch.Tensor], source_meta: dict[str, Any],
                          model: nn.Module) -> dict[str, torch.Tensor]:
         """Fine-tuning hook: reshape a checkpoint trained on other data for this task's model."""

@@ -315,13 +315,12 @@ class MeshTask(Task):
         return {"val/iou": float(outputs["iou"].mean()), "val/psnr": float(outputs["psnr"].mean())}
 
     def epoch_plots(self, model, out_dir, device):
-        samples = getattr(self, "_val_samples", None)
-        if not samples:
+        chosen = self.first_val_images(3, device)
+        if chosen is None:
             return
         from ..plots import plot_mesh_predictions
 
-        picks = list(range(min(3, len(samples))))
-        images = torch.stack([samples[i]["image"] for i in picks]).to(device)
+        (picks, images), samples = chosen, self._val_samples
         out = model(images)
         strips = [self.turntable(out["offsets"][k:k + 1], out["texture"][k:k + 1], size=96) for k in range(len(picks))]
         plot_mesh_predictions([samples.items[i]["input"] for i in picks], strips,

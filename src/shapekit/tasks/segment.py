@@ -145,11 +145,10 @@ class SegmentTask(Task):
         return {"val/iou": float(per_image.mean()), "val/iou_pooled": float(pooled)}
 
     def epoch_plots(self, model, out_dir, device):
-        samples = getattr(self, "_val_samples", None)
-        if not samples:
+        chosen = self.first_val_images(6, device)
+        if chosen is None:
             return
-        picks = list(range(min(6, len(samples))))
-        images = torch.stack([samples[i]["image"] for i in picks]).to(device)
+        (picks, images), samples = chosen, self._val_samples
         pred = self._labels(model(images)).cpu().numpy()
         plot_mask_grid([samples.images[i] for i in picks], list(pred), [samples.masks[i] for i in picks],
                        Path(out_dir) / "val_masks.png", "Validation: prediction filled, truth outlined")
