@@ -96,3 +96,72 @@ def test_predict_without_a_model_names_the_option(tmp_path, monkeypatch, capsys)
         main(["predict", "--task", "mesh", str(image), "--out", str(tmp_path / "pred")])
     err = capsys.readouterr().err.strip()
     assert "--model" in err and "mesh" in err and len(err.splitlines()) == 1, err
+
+
+def test_a_mesh_equal_to_the_object_scores_full_iou_at_the_views_native_resolution(tmp_path):
+    """Silhouettes are scored at the views' own resolution against binary masks; a training render size
+    of 32 (masks downsampled, boundary pixels fractional) must not cap the IoU of a perfect mesh."""
+    from shapekit.config import RunConfig
+    from shapekit.engine.runtime import Runtime
+    from shapekit.io.multiview import load_multiview_set
+    from shapekit.multiview_gen import make_multiview
+    from shapekit.tasks import get_task
+
+    mesh = trimesh.creation.icosphere(subdivisions=3)
+    mesh.vertices *= [1.0, 0.5, 0.6]
+    mesh.export(tmp_path / "pod.obj")
+    make_multiview([tmp_path / "pod.obj"], tmp_path / "data", views=6, size=96)
+    config = RunConfig(task="mesh", data=tmp_path / "data", out=tmp_path / "run", input_size=64, val_fraction=0,
+                       options={"template": str(tmp_path / "pod.obj"), "render_size": 32})
+    task = get_task("mesh")(config)
+    task.setup()
+    model = task.build_model(pretrained=False).eval()  # zero offsets at start: the template is the object
+    obj = load_multiview_set(tmp_path / "data")[0]
+    scores, verts = task.score_object(model, obj, Runtime.create("cpu", "32"))
+    assert torch.allclose(verts, task.template.vertices)
+    assert scores["iou"] > 0.97, scores
+    small_masks = obj.load(32)[1]  # what scoring at the training render size would compare against
+    assert ((small_masks > 0.05) & (small_masks < 0.95)).mean() > 0.01
+
+
+def test_aligned_shape_features_read_the_input_view_where_vertices_project(tmp_path):
+    """Per-vertex features are sampled where each vertex projects through the input view's camera."""
+    import math
+
+    from shapekit.models import create_model
+    from shapekit.render import PerspectiveCameras, orbit
+    from shapekit.templates import icosphere
+
+    template = icosphere(2, (0.9, 0.5, 0.5))
+    cam2world, _ = orbit(1, 2.6, (10.0,))
+    model = create_model("mesh_net", num_vertices=template.num_vertices, encoder_weights=None,
+                         shape_features="aligned", input_camera=(cam2world[0], math.radians(35)),
+                         template_vertices=template.vertices)
+    pixels, _ = PerspectiveCameras(cam2world[:1], math.radians(35), 128).project(template.vertices[None])
+    grid = model._input_view_grid(template.vertices[None])[:, 0]
+    assert torch.allclose(grid, (pixels + 0.5) / 128 * 2 - 1, atol=1e-5)
+    # A vertex's offset responds to the input image near where it projects more than far from it.
+    torch.manual_seed(0)
+    for parameter in model.vertex_heads[0][-1].parameters():
+        torch.nn.init.normal_(parameter, std=0.1)
+    model.eval()
+    image = torch.full((1, 3, 128, 128), 0.5, requires_grad=True)
+    vertex = int(torch.argmax(template.vertices[:, 0]))  # the toe end of the ellipsoid
+    model(image)["offsets"][0, vertex].abs().sum().backward()
+    x, y = pixels[0, vertex].round().long().clamp(0, 127).tolist()
+    saliency = image.grad.abs().sum((0, 1))
+    near = saliency[max(0, y - 12):y + 13, max(0, x - 12):x + 13].mean()
+    far = saliency[:, :40].mean() if x > 64 else saliency[:, -40:].mean()
+    assert near > 3 * far, (float(near), float(far))
+
+
+def test_checkpoints_from_before_aligned_features_load_as_pooled(tmp_path):
+    from shapekit.config import RunConfig
+    from shapekit.tasks import get_task
+
+    config = RunConfig(task="mesh", data=tmp_path, out=tmp_path / "run", input_size=64, options={"template_level": 1})
+    template = get_task("mesh")(config).template
+    meta = {"template": {"vertices": template.vertices.tolist(), "faces": template.faces.tolist()},
+            "input_shape": [64, 64]}
+    model = get_task("mesh")(config, meta).build_model(pretrained=False)
+    assert len(model.vertex_heads) == 0

