@@ -132,6 +132,7 @@ def test_aligned_shape_features_read_the_input_view_where_vertices_project(tmp_p
     from shapekit.render import PerspectiveCameras, orbit
     from shapekit.templates import icosphere
 
+    torch.manual_seed(0)
     template = icosphere(2, (0.9, 0.5, 0.5))
     cam2world, _ = orbit(1, 2.6, (10.0,))
     model = create_model("mesh_net", num_vertices=template.num_vertices, encoder_weights=None,
@@ -141,7 +142,6 @@ def test_aligned_shape_features_read_the_input_view_where_vertices_project(tmp_p
     grid = model._input_view_grid(template.vertices[None])[:, 0]
     assert torch.allclose(grid, (pixels + 0.5) / 128 * 2 - 1, atol=1e-5)
     # A vertex's offset responds to the input image near where it projects more than far from it.
-    torch.manual_seed(0)
     for parameter in model.vertex_heads[0][-1].parameters():
         torch.nn.init.normal_(parameter, std=0.1)
     model.eval()
