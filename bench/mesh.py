@@ -129,11 +129,11 @@ def invariance(checkpoint: Path, folder: Path) -> dict:
     task, model = load_model(checkpoint)
     runtime = Runtime.create("cpu", "32")
     objects = load_multiview_set(folder)[:12]
+    inputs = [MultiViewSamples([obj], 128, 16, 1, None, train=False).items[0]["input"] for obj in objects]
     result = {}
     for label, (scale, dx, dy) in INPUT_MOVES.items():
         scores = []
-        for obj in objects:
-            image = MultiViewSamples([obj], 128, 16, 1, None, train=False).items[0]["input"]
+        for obj, image in zip(objects, inputs):
             matrix = np.array([[scale, 0, 63.5 * (1 - scale) + dx * 128], [0, scale, 63.5 * (1 - scale) + dy * 128]])
             moved = cv2.warpAffine(image, matrix, (128, 128), borderValue=(255, 255, 255))
             scores.append(task.score_object(model, obj, runtime, image=moved)[0])

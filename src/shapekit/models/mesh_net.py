@@ -101,9 +101,8 @@ class MeshNet(nn.Module):
         offsets = self.max_offset * torch.tanh(raw)
         if len(self.vertex_heads):
             vertices = self.template_vertices.expand(len(images), -1, -1)
-            for step, head in enumerate(self.vertex_heads):
-                if step:
-                    vertices = self.template_vertices + offsets
+            for head in self.vertex_heads:
                 raw = raw + head(self._aligned_features(decoded, vertices))
                 offsets = self.max_offset * torch.tanh(raw)
+                vertices = self.template_vertices + offsets
         return {"offsets": offsets, "flow": grid, "texture": texture.permute(0, 2, 3, 1)}

@@ -324,11 +324,8 @@ class MeshTask(Task):
 
     def validation_step(self, model, batch):
         verts, image, alpha, losses = self._render_and_score(model, batch)
-        masks = (batch["masks"].flatten(0, 1) > 0.5).float()
-        hard = (alpha > 0.5).float()
-        iou = (hard * masks).sum((1, 2)) / (hard + masks - hard * masks).sum((1, 2)).clamp_min(1)
-        mse = ((image - batch["views"].flatten(0, 1)) ** 2).mean((1, 2, 3)).clamp_min(1e-10)
-        return self._total(losses), {"iou": iou, "psnr": -10 * torch.log10(mse)}
+        iou, psnr = view_scores(alpha, image, batch["masks"].flatten(0, 1), batch["views"].flatten(0, 1))
+        return self._total(losses), {"iou": iou, "psnr": psnr}
 
     def validation_metrics(self, outputs):
         return {"val/iou": float(outputs["iou"].mean()), "val/psnr": float(outputs["psnr"].mean())}
@@ -382,24 +379,21 @@ class MeshTask(Task):
             save_image(folder / "turntable.png", self.turntable(result["offsets"], result["texture"]))
         return {"n_images": len(kept), "file": str(out), "failed": failed, "images": [str(p) for p in kept]}
 
-    def score_object(self, model, obj: MultiViewObject, runtime: Runtime, image: np.ndarray | None = None,
-                     size: int | None = None) -> tuple[dict[str, float], torch.Tensor]:
+    def score_object(self, model, obj: MultiViewObject, runtime: Runtime, image: np.ndarray | None = None
+                     ) -> tuple[dict[str, float], torch.Tensor]:
         """Silhouette IoU and PSNR of the mesh predicted from ``obj``'s input view (or ``image``), rendered
-        from every other view. Views are scored at their native resolution (or ``size``) against binarised
-        masks: IoU between a hard render and a downsampled, anti-aliased mask would be capped well below 1
-        by the fractional boundary pixels even for a perfect mesh. Returns the scores and the vertices."""
-        samples = MultiViewSamples([obj], self.input_shape[0], size, len(obj), self.options.input_view, train=False)
+        from every other view. Views are scored at their native resolution against binarised masks: IoU
+        between a hard render and a downsampled, anti-aliased mask would be capped below 1 by the fractional
+        boundary pixels even for a perfect mesh. Returns the scores and the vertices."""
+        samples = MultiViewSamples([obj], self.input_shape[0], None, len(obj), self.options.input_view, train=False)
         batch = {k: v[None] for k, v in samples[0].items()}
         image = samples.items[0]["input"] if image is None else image
         result = self.infer(model, [image], runtime)[0]
         renderer = self.renderer(batch["views"].shape[2], sigma=0.05)
         with torch.no_grad():
             verts, rendered, alpha = self._render_views(result, batch, renderer)
-        masks = (batch["masks"][0] > 0.5).float()
-        hard = (alpha > 0.5).float()
-        iou = (hard * masks).sum((1, 2)) / (hard + masks - hard * masks).sum((1, 2)).clamp_min(1)
-        mse = ((rendered - batch["views"][0]) ** 2).mean((1, 2, 3)).clamp_min(1e-10)
-        return {"iou": float(iou.mean()), "psnr": float((-10 * torch.log10(mse)).mean())}, verts[0]
+        iou, psnr = view_scores(alpha, rendered, batch["masks"][0], batch["views"][0])
+        return {"iou": float(iou.mean()), "psnr": float(psnr.mean())}, verts[0]
 
     def evaluate(self, model, data, runtime: Runtime | None = None, out_dir: Path | None = None, **_):
         from ..io.meshes import load_mesh
@@ -438,6 +432,14 @@ class MeshTask(Task):
         table.add_row("[bold]mean", f"{report['iou_mean']:.3f}", f"{report['psnr_mean']:.2f}",
                       f"{report['chamfer_mean']:.4f}" if "chamfer_mean" in report else "-")
         console.print(table)
+
+
+def view_scores(alpha: torch.Tensor, rendered: torch.Tensor, masks: torch.Tensor, views: torch.Tensor):
+    """Per view: IoU of the hard silhouette (alpha > 0.5) with the binarised mask, and PSNR of the image."""
+    hard, masks = (alpha > 0.5).float(), (masks > 0.5).float()
+    iou = (hard * masks).sum((1, 2)) / (hard + masks - hard * masks).sum((1, 2)).clamp_min(1)
+    mse = ((rendered - views) ** 2).mean((1, 2, 3)).clamp_min(1e-10)
+    return iou, -10 * torch.log10(mse)
 
 
 def _input_camera(obj: MultiViewObject, input_view: int | None) -> dict[str, Any]:
