@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, File, Form, Query, Request, UploadFile
+from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -62,8 +62,8 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-class BodyTooLarge(StarletteHTTPException):
-    """Raised from inside the request body stream; an HTTPException so that FastAPI's body parsing passes it
+class BodyTooLarge(HTTPException):
+    """Raised from inside the request body stream; FastAPI's HTTPException so that its body parsing passes it
     on as it is (a 413) instead of turning it into "error parsing the body"."""
 
     def __init__(self, message: str):
@@ -72,7 +72,8 @@ class BodyTooLarge(StarletteHTTPException):
 
 class BodyLimit:
     """ASGI middleware refusing request bodies over ``max_bytes`` with 413: at once from Content-Length, and
-    for bodies without one while they stream in (before the app has answered)."""
+    for bodies without one while they stream in (before the app has answered). Hand-written because only
+    the newest FastAPI releases have a body limit, and theirs answers in another JSON shape than our errors."""
 
     def __init__(self, app, max_bytes: int):
         self.app, self.max_bytes = app, max_bytes
@@ -123,6 +124,28 @@ class SameOrigin:
         await self.app(scope, receive, send)
 
 
+class SecurityHeaders:
+    """ASGI middleware adding :data:`SECURITY_HEADERS` to every response (a pure ASGI middleware: Starlette's
+    BaseHTTPMiddleware would wrap the request body stream and hide BodyLimit's 413)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def with_headers(event):
+            if event["type"] == "http.response.start":
+                present = {key.lower() for key, _ in event.get("headers", [])}
+                extra = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()
+                         if k.lower().encode() not in present]
+                event = {**event, "headers": list(event.get("headers", [])) + extra}
+            await send(event)
+
+        await self.app(scope, receive, with_headers)
+
+
 def create_app(root: str | Path = ".", max_upload_mb: float = 25.0, max_megapixels: float = 50.0,
                device: str = "auto", precision: str = "auto", allowed_hosts: list[str] | None = None,
                model_capacity: int = 4) -> FastAPI:
@@ -164,13 +187,6 @@ def create_app(root: str | Path = ".", max_upload_mb: float = 25.0, max_megapixe
         log.exception("internal error on %s %s", request.method, request.url.path)
         return _error(500, "internal error (the server's log has the details)")
 
-    @app.middleware("http")
-    async def headers(request: Request, call_next):
-        response = await call_next(request)
-        for key, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(key, value)
-        return response
-
     # --- page ------------------------------------------------------------------------------------
     @app.get("/", include_in_schema=False)
     async def page():
@@ -204,7 +220,7 @@ def create_app(root: str | Path = ".", max_upload_mb: float = 25.0, max_megapixe
 
     @app.get("/api/models", summary="Shipped models and checkpoints / ONNX files under the root")
     async def models() -> list[dict[str, Any]]:
-        return await run_in_threadpool(list_models, workspace)
+        return cache.registered() + await run_in_threadpool(list_models, workspace)
 
     @app.get("/api/files/{path:path}", summary="A file under the workspace root")
     async def files(path: str):
@@ -268,6 +284,7 @@ def create_app(root: str | Path = ".", max_upload_mb: float = 25.0, max_megapixe
         return result
 
     hosts = allowed_hosts or LOOPBACK_HOSTS
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(SameOrigin)
     app.add_middleware(BodyLimit, max_bytes=max_bytes)
     if "*" not in hosts:

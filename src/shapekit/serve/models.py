@@ -113,6 +113,9 @@ class ModelCache:
             model = self.runtime.prepare_model(model)
         return LoadedModel(name, task, model, forward, stamp)
 
+    def registered(self) -> list[dict[str, Any]]:
+        return [{"name": name, "task": entry.task.name, "shipped": False} for name, entry in self._pinned.items()]
+
     def loaded(self) -> list[str]:
         return list(self._pinned) + list(self._entries)
 

@@ -401,7 +401,7 @@ function drawInstances(ctx, result) {
       const [sx, sy] = toScreen(point[0], point[1]);
       const near = (point[2] - low) / span; // larger z = closer: brighter
       ctx.beginPath();
-      ctx.arc(sx, sy, 2.5, 0, 2 * Math.PI);
+      ctx.arc(sx, sy, 3.5, 0, 2 * Math.PI);
       ctx.fillStyle = `rgb(${Math.round(80 + 175 * near)}, ${Math.round(120 + 100 * near)}, 255)`;
       ctx.fill();
     }

@@ -86,7 +86,7 @@ export class Viewer3D {
       const geometry = new THREE.BufferGeometry();
       geometry.setAttribute("position", new THREE.Float32BufferAttribute(positions, 3));
       geometry.computeBoundingSphere();
-      const size = Math.max(geometry.boundingSphere ? geometry.boundingSphere.radius / 40 : 1, 1e-3);
+      const size = Math.max(geometry.boundingSphere ? geometry.boundingSphere.radius / 12 : 1, 1e-3);
       group.add(new THREE.Points(geometry, new THREE.PointsMaterial({ color: COLOURS[n % COLOURS.length], size })));
     });
     this.summary = { kind: "landmarks3d", points: count, vertices: 0 };
