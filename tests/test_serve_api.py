@@ -282,3 +282,11 @@ def test_split_dataset_images_symlinked_inside_the_root_are_served(client, works
     info = client.get("/api/datasets/split/test").json()
     assert len(info["images"]) == 3 and not info["warnings"]
     assert client.get(f"/api/files/{info['images'][0]['file']}").status_code == 200
+
+
+def test_serve_command_checks_its_root(tmp_path, capsys):
+    from shapekit.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["serve", "--root", str(tmp_path / "missing")])
+    assert stop.value.code == 2 and "--root is not a folder" in capsys.readouterr().err

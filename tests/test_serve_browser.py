@@ -126,6 +126,12 @@ def test_predict_then_review_the_least_confident_first(site, tmp_path):
         sx, sy = _screen(page, first)
         assert _close(canvas_pixel(page, sx + 3, sy + 3), (64, 200, 255), 60)
         page.screenshot(path=str(ARTIFACTS / "predicted-sorted.png"))
+        page.select_option("#export-format", "csv")
+        with page.expect_download() as download:
+            page.click("#export")
+        exported = open(download.value.path()).read().splitlines()
+        assert download.value.suggested_filename == "landmarks.csv" and len(exported) == 7
+        assert exported[0].startswith("image,lm1_x,lm1_y") and sorted(r.split(",")[0] for r in exported[1:]) == sorted(stored)
 
 
 def test_upload_a_photo_and_see_its_mask(site, tmp_path):
