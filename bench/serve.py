@@ -28,21 +28,15 @@ from _common import REPO, WORK, console, print_table, save_results  # noqa: E402
 
 
 def landmark_checkpoint(path: Path) -> Path:
-    import torch
-
     from shapekit.config import RunConfig
-    from shapekit.engine.checkpoint import META_KEY, checkpoint_meta
+    from shapekit.engine.checkpoint import save_model_checkpoint
     from shapekit.synthetic import LANDMARK_NAMES
     from shapekit.tasks import get_task
 
     task = get_task("landmarks")(RunConfig(task="landmarks", input_size=256),
                                  {"landmark_names": LANDMARK_NAMES, "num_landmarks": len(LANDMARK_NAMES),
                                   "input_shape": [256, 256], "y_origin": "bottom", "skeleton": []})
-    model = task.build_model(pretrained=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({META_KEY: checkpoint_meta(task), "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}},
-               path)
-    return path
+    return save_model_checkpoint(task, task.build_model(pretrained=True), path)
 
 
 def upload_bytes(size: int) -> bytes:

@@ -44,18 +44,14 @@ def random_mesh_checkpoint(path: Path) -> Path:
     import torch
 
     from shapekit.config import RunConfig
-    from shapekit.engine.checkpoint import META_KEY, checkpoint_meta
+    from shapekit.engine.checkpoint import save_model_checkpoint
     from shapekit.tasks import get_task
 
     config = RunConfig(task="mesh", input_size=64, encoder_weights="none",
                        options={"template_level": 2, "texture_size": [32, 64], "shape_features": "pooled"})
     task = get_task("mesh")(config, {"input_shape": [64, 64], "shape_features": "pooled"})
     torch.manual_seed(0)
-    model = task.build_model(pretrained=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({META_KEY: checkpoint_meta(task), "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}},
-               path)
-    return path
+    return save_model_checkpoint(task, task.build_model(pretrained=False), path)
 
 
 def photo(path: Path) -> Path:

@@ -57,6 +57,13 @@ def _drag(page, start, delta):
     page.mouse.up()
 
 
+def _upload(page, base, model, upload):
+    page.goto(base)
+    page.wait_for_function("document.body.dataset.ready")
+    page.select_option("#model", model)
+    page.set_input_files("#upload", str(upload))
+
+
 def test_review_drag_undo_save_changes_the_tps_file(site, tmp_path):
     base, root = site
     path = root / "specimens" / "landmarks.tps"
@@ -138,10 +145,7 @@ def test_upload_a_photo_and_see_its_mask(site, tmp_path):
     base, _ = site
     upload = photo(tmp_path / "astronaut.jpg")
     with browser_page(tmp_path / "profile") as page:
-        page.goto(base)
-        page.wait_for_function("document.body.dataset.ready")
-        page.select_option("#model", "shipped:segment")
-        page.set_input_files("#upload", str(upload))
+        _upload(page, base, "shipped:segment", upload)
         page.wait_for_function("window.shapekit.currentItem() && window.shapekit.currentItem().overlay")
         _wait_shown(page, "astronaut.jpg")
         result = page.evaluate("window.shapekit.currentItem().prediction")
@@ -181,10 +185,7 @@ def test_3d_views_for_a_mesh_and_for_3d_landmarks(site, tmp_path):
         return count / (data.length / 4);
     }"""
     with browser_page(tmp_path / "profile") as page:
-        page.goto(base)
-        page.wait_for_function("document.body.dataset.ready")
-        page.select_option("#model", "models/mesh.ckpt")
-        page.set_input_files("#upload", str(upload))
+        _upload(page, base, "models/mesh.ckpt", upload)
         page.wait_for_function("window.shapekit.viewer() && window.shapekit.viewer().kind === 'mesh'")
         assert page.locator("#panel3d").is_visible()
         summary = page.evaluate("window.shapekit.viewer()")
