@@ -290,3 +290,19 @@ def test_serve_command_checks_its_root(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["serve", "--root", str(tmp_path / "missing")])
     assert stop.value.code == 2 and "--root is not a folder" in capsys.readouterr().err
+
+
+def test_an_onnx_export_under_the_root_predicts_through_onnxruntime(client, workspace):
+    from shapekit.engine.onnx import OnnxForward, export_onnx
+
+    onnx_file = export_onnx(workspace / "models" / "landmarks.ckpt", workspace / "models" / "landmarks.onnx")
+    image = {"path": "specimens/images/specimen_0003.png"}
+    by_onnx = client.post("/api/predict", data={**image, "model": "models/landmarks.onnx"}).json()
+    by_torch = client.post("/api/predict", data={**image, "model": "models/landmarks.ckpt"}).json()
+    assert by_onnx["kind"] == by_torch["kind"] == "landmarks" and by_onnx["image"]["name"] == "specimen_0003.png"
+    task, _ = load_model(workspace / "models" / "landmarks.ckpt")
+    direct = task.predict_image(None, read_image(workspace / image["path"]), Runtime.create(),
+                                forward=OnnxForward(onnx_file))
+    np.testing.assert_allclose(by_onnx["points"], direct["points"], atol=1e-4)
+    distance = np.linalg.norm(np.array(by_onnx["points"]) - np.array(by_torch["points"]), axis=1)
+    assert np.median(distance) < 1.5  # fp32 onnxruntime vs bf16 torch
