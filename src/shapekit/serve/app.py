@@ -6,6 +6,7 @@ Every task plugs in through ``Task.predict_image``; the server knows nothing tas
 
 from __future__ import annotations
 
+import functools
 import logging
 import mimetypes
 import time
@@ -41,6 +42,7 @@ VENDOR_HINT = ("the 3D viewer's three.js files are not built: run `make install`
 # the workspace can never run script in the page's origin.
 INLINE_TYPES = {"image/png", "image/jpeg", "image/tiff", "image/bmp", "image/webp", "application/json",
                 "text/plain", "text/csv", "model/gltf-binary"}
+INFERENCE_THREADS = 4  # a model runs one request at a time anyway; this bounds threads across models
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -160,6 +162,16 @@ def create_app(root: str | Path = ".", max_upload_mb: float = 25.0, max_megapixe
                   description="Predict, review and correct landmarks, masks and meshes; export TPS, COCO, CSV.")
     app.state.workspace, app.state.models, app.state.runtime = workspace, cache, runtime
     app.state.limits = {"max_upload_mb": max_upload_mb, "max_megapixels": max_megapixels}
+    limiter = {}
+
+    async def off_loop(fn, *args):
+        """Model loading and inference in worker threads of their own (at most INFERENCE_THREADS), so a burst of
+        predictions queues without a thread each and leaves Starlette's thread pool to files and datasets."""
+        import anyio
+
+        if "inference" not in limiter:  # created lazily: a limiter belongs to the running event loop
+            limiter["inference"] = anyio.CapacityLimiter(INFERENCE_THREADS)
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=limiter["inference"])
     if vendor_missing():
         log.warning("shapekit serve: %s", VENDOR_HINT)
 
@@ -247,8 +259,8 @@ def create_app(root: str | Path = ".", max_upload_mb: float = 25.0, max_megapixe
     @app.post("/api/datasets/{path:path}/predict",
               summary=f"Predict every image; writes {datasets.PREDICTIONS_FILE} beside the dataset")
     async def dataset_predict(path: str, request: PredictDatasetRequest) -> dict[str, Any]:
-        loaded = await run_in_threadpool(cache.get, request.model)
-        return await run_in_threadpool(datasets.predict_dataset, workspace, path, loaded, runtime)
+        loaded = await off_loop(cache.get, request.model)
+        return await off_loop(datasets.predict_dataset, workspace, path, loaded, runtime)
 
     @app.post("/api/datasets/{path:path}/annotations",
               summary="Save corrected landmarks into the dataset's file (previous file kept as .bak-<time>)")
@@ -276,9 +288,9 @@ def create_app(root: str | Path = ".", max_upload_mb: float = 25.0, max_megapixe
             real = workspace.resolve(path, kind="file")
             name = real.name
             image = await run_in_threadpool(_read_bounded, real, max_pixels, workspace)
-        loaded = await run_in_threadpool(cache.get, model)
+        loaded = await off_loop(cache.get, model)
         start = time.perf_counter()
-        result = await run_in_threadpool(loaded.predict, image, runtime)
+        result = await off_loop(loaded.predict, image, runtime)
         result["image"] = {"name": name, "width": int(image.shape[1]), "height": int(image.shape[0])}
         result["wall_milliseconds"] = round((time.perf_counter() - start) * 1000, 2)
         return result

@@ -595,6 +595,7 @@ async function fillSelectors() {
 function onKey(event) {
   const tag = event.target.tagName;
   if (tag === "SELECT" || tag === "INPUT" || tag === "TEXTAREA") return;
+  if (tag === "BUTTON" && (event.key === "Enter" || event.key === " ")) return; // the button's own click
   const ctrl = event.ctrlKey || event.metaKey;
   if (ctrl && event.key.toLowerCase() === "z") { event.preventDefault(); undo(); }
   else if (ctrl && event.key.toLowerCase() === "s") { event.preventDefault(); save(); }
