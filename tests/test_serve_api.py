@@ -306,3 +306,19 @@ def test_an_onnx_export_under_the_root_predicts_through_onnxruntime(client, work
     np.testing.assert_allclose(by_onnx["points"], direct["points"], atol=1e-4)
     distance = np.linalg.norm(np.array(by_onnx["points"]) - np.array(by_torch["points"]), axis=1)
     assert np.median(distance) < 1.5  # fp32 onnxruntime vs bf16 torch
+
+
+def test_an_unannotated_image_is_appended_to_the_tps_file(client, workspace):
+    folder = workspace / "specimens"
+    shutil.copy2(folder / "images" / "specimen_0001.png", folder / "images" / "extra.png")
+    info = client.get("/api/datasets/specimens").json()
+    extra = next(im for im in info["images"] if im["name"] == "extra.png")
+    assert extra["points"] is None and len(info["images"]) == 7
+    points = [[10.0 + k, 20.0 + k] for k in range(7)]
+    assert client.post("/api/datasets/specimens/annotations",
+                       json={"images": [{"name": "extra.png", "points": points}]}).status_code == 200
+    specimens = tps.read_tps(folder / "landmarks.tps")
+    assert len(specimens) == 7 and specimens[-1].image == "extra.png" and specimens[-1].id == "extra"
+    np.testing.assert_allclose(specimens[-1].points, [[10 + k, 128 - 20 - k] for k in range(7)])
+    reread = {im["name"]: im["points"] for im in client.get("/api/datasets/specimens").json()["images"]}
+    assert reread["extra.png"] == points
