@@ -334,10 +334,10 @@ function draw() {
   if (item.overlay && state.showMask) ctx.drawImage(item.overlay, ox, oy, item.width * scale, item.height * scale);
   const result = item.prediction;
   if (result && result.kind === "landmarks3d") drawInstances(ctx, result);
-  // Predicted landmarks are shown as crosses when the person edits the dataset's own annotation.
-  if (result && result.kind === "landmarks" && item.saved && item.points) drawCrosses(ctx, result.points);
   const predictedPoints = result && result.kind === "landmarks" && !item.saved;
   if (item.points) drawLandmarks(ctx, item.points, predictedPoints ? result.confidence : null);
+  // Predicted landmarks are drawn as crosses over the dataset's own annotation, which the person edits.
+  if (result && result.kind === "landmarks" && item.saved && item.points) drawCrosses(ctx, result.points);
 }
 
 function drawLandmarks(ctx, points, confidence) {
@@ -372,7 +372,7 @@ function drawLandmarks(ctx, points, confidence) {
 
 function drawCrosses(ctx, points) {
   ctx.strokeStyle = "rgb(64, 200, 255)";
-  ctx.lineWidth = 1.5;
+  ctx.lineWidth = 2;
   for (const point of points) {
     if (!point) continue;
     const [sx, sy] = toScreen(point[0], point[1]);
