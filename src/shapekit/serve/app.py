@@ -20,7 +20,6 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from .. import __version__
 from ..engine.runtime import Runtime
@@ -43,7 +42,7 @@ VENDOR_HINT = ("the 3D viewer's three.js files are not built: run `make install`
 INLINE_TYPES = {"image/png", "image/jpeg", "image/tiff", "image/bmp", "image/webp", "application/json",
                 "text/plain", "text/csv", "model/gltf-binary"}
 INFERENCE_THREADS = 4  # a model runs one request at a time anyway; this bounds threads across models
-LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -110,20 +109,34 @@ class BodyLimit:
                 await _error(413, message)(scope, receive, send)
 
 
-class SameOrigin:
-    """ASGI middleware refusing state-changing requests sent by another web site (CSRF): a POST whose Origin
-    header names a different host than the one the browser addressed."""
+class RequestGuard:
+    """ASGI middleware refusing, with a JSON 4xx: requests addressed to a host name not in ``allowed_hosts``
+    (DNS rebinding: another site's name resolving to 127.0.0.1), and state-changing requests sent by another
+    web site (CSRF: a POST whose Origin names a different host than the one the browser addressed)."""
 
-    def __init__(self, app):
-        self.app = app
+    def __init__(self, app, allowed_hosts: list[str]):
+        self.app, self.allowed = app, {h.lower() for h in allowed_hosts}
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
-            headers = dict(scope.get("headers") or [])
-            origin, host = headers.get(b"origin"), headers.get(b"host", b"")
-            if origin is not None and origin.split(b"://", 1)[-1] != host:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        host = headers.get(b"host", b"").decode("latin-1").lower()
+        if "*" not in self.allowed and _host_name(host) not in self.allowed:
+            return await _error(400, f"requests for host {host!r} are not served (it listens for "
+                                     f"{', '.join(sorted(self.allowed))})")(scope, receive, send)
+        if scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+            origin = headers.get(b"origin")
+            if origin is not None and origin.split(b"://", 1)[-1].lower() != host.encode("latin-1"):
                 return await _error(403, "cross-site request refused")(scope, receive, send)
         await self.app(scope, receive, send)
+
+
+def _host_name(host: str) -> str:
+    """A Host header without its port: "127.0.0.1:8000" -> "127.0.0.1", "[::1]:8000" -> "[::1]"."""
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0]
 
 
 class SecurityHeaders:
@@ -295,12 +308,9 @@ def create_app(root: str | Path = ".", max_upload_mb: float = 25.0, max_megapixe
         result["wall_milliseconds"] = round((time.perf_counter() - start) * 1000, 2)
         return result
 
-    hosts = allowed_hosts or LOOPBACK_HOSTS
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(SameOrigin)
     app.add_middleware(BodyLimit, max_bytes=max_bytes)
-    if "*" not in hosts:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts)
+    app.add_middleware(RequestGuard, allowed_hosts=allowed_hosts or LOOPBACK_HOSTS)
     return app
 
 
