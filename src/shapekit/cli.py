@@ -265,6 +265,33 @@ def make_multiview_command(
 
 
 @app.command()
+def serve(
+    root: Path = typer.Option(Path("."), help="workspace folder: datasets and models under it are served"),
+    host: str = typer.Option("127.0.0.1", help="interface to listen on (loopback only by default)"),
+    port: int = typer.Option(8000),
+    max_upload_mb: float = typer.Option(25.0, help="largest request body (image upload), MB"),
+    max_megapixels: float = typer.Option(50.0, help="largest image accepted, megapixels"),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
+):
+    """Web app: predict, review and correct landmarks / masks / meshes, export TPS, COCO or CSV."""
+    from .serve import run
+    from .serve.app import VENDOR_HINT, vendor_missing
+
+    if not root.is_dir():
+        raise ShapekitError(f"{root}: --root is not a folder")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(f"warning: listening on {host}: the web app has no login; anyone who reaches "
+                          f"{host}:{port} can read and change files under {root.resolve()}")
+    if vendor_missing():
+        err_console.print(f"warning: {VENDOR_HINT}")
+    console.print(f"shapekit web app on http://{'[' + host + ']' if ':' in host else host}:{port}/ "
+                  f"(workspace {root.resolve()}; Ctrl-C stops it)")
+    run(root, host, port, max_upload_mb=max_upload_mb, max_megapixels=max_megapixels, device=device,
+        precision=precision)
+
+
+@app.command()
 def tasks():
     """List tasks, encoders and models."""
     from .models import available_encoders

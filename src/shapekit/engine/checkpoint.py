@@ -53,6 +53,14 @@ def checkpoint_meta(task) -> dict[str, Any]:
             "version": __version__}
 
 
+def save_model_checkpoint(task, model, path: str | Path) -> Path:
+    """A checkpoint of ``model`` for ``task`` without training state (what ``load_model`` needs), atomically."""
+    payload = {META_KEY: checkpoint_meta(task), "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}
+    with atomic_open(path, "wb") as handle:
+        torch.save(payload, handle)
+    return Path(path)
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():

@@ -15,6 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..errors import InputError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
+PIL_FORMATS = {"JPEG", "PNG", "TIFF", "BMP", "WEBP", "MPO"}  # what those suffixes hold (MPO: multi-picture JPEG)
 
 # Orientations 5-8 swap width and height.
 _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
@@ -56,7 +57,30 @@ def _to_rgb8(image: Image.Image) -> np.ndarray:
 def read_image(path: str | Path, exif: bool = True) -> np.ndarray:
     """Read an image file as an HxWx3 RGB uint8 array."""
     path = Path(path)
-    image = _open(path)
+    return _decode(_open(path), path, exif)
+
+
+def decode_image(data: bytes, name: str, exif: bool = True, max_pixels: int | None = None) -> np.ndarray:
+    """An image held in memory (e.g. an upload) as an HxWx3 RGB uint8 array; the format is recognised from the
+    content, never from ``name`` (used in error messages only). ``max_pixels`` refuses larger images before
+    decoding them."""
+    import io
+
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise InputError(name, "not an image (its content is no known image format)") from None
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InputError(name, f"cannot open image ({exc})") from None
+    if image.format not in PIL_FORMATS:
+        raise InputError(name, f"{image.format} images are not accepted (use {', '.join(sorted(PIL_FORMATS))})")
+    width, height = image.size
+    if max_pixels is not None and width * height > max_pixels:
+        raise InputError(name, f"image is {width}x{height}, larger than the limit of {max_pixels / 1e6:g} megapixels")
+    return _decode(image, name, exif)
+
+
+def _decode(image: Image.Image, path, exif: bool) -> np.ndarray:
     try:
         with image:
             image.load()
@@ -65,7 +89,7 @@ def read_image(path: str | Path, exif: bool = True) -> np.ndarray:
             array = _to_rgb8(image)
     except InputError:
         raise
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         reason = str(exc) or type(exc).__name__
         if "truncated" in reason.lower():
             reason = "image file is truncated (incomplete download or copy?)"

@@ -97,6 +97,29 @@ def normalise(mesh: MeshData) -> tuple[MeshData, np.ndarray, float]:
     return MeshData((mesh.vertices - centre) * scale, mesh.faces, mesh.uv, mesh.texture, mesh.vertex_colors), centre, scale
 
 
+def _corners(vertices: np.ndarray, faces: np.ndarray, face_uvs: np.ndarray):
+    """Unshared vertices per face corner (UV seams need distinct (position, uv) pairs), OBJ/glTF UVs (v up)
+    and the faces over them."""
+    corner_vertices = vertices[faces].reshape(-1, 3)
+    corner_uv = face_uvs.reshape(-1, 2).copy()
+    corner_uv[:, 1] = 1.0 - corner_uv[:, 1]  # image v (down) -> OBJ/glTF v (up)
+    return corner_vertices, corner_uv, np.arange(len(corner_vertices)).reshape(-1, 3)
+
+
+def textured_glb(vertices: np.ndarray, faces: np.ndarray, face_uvs: np.ndarray, texture: np.ndarray) -> bytes:
+    """A binary glTF of a textured mesh (arguments as for :func:`save_textured_mesh`)."""
+    import trimesh
+    from PIL import Image
+
+    corner_vertices, corner_uv, corner_faces = _corners(vertices, faces, face_uvs)
+    material = trimesh.visual.material.PBRMaterial(baseColorFactor=[255, 255, 255, 255],
+                                                   baseColorTexture=Image.fromarray(texture),
+                                                   metallicFactor=0.0, roughnessFactor=1.0)
+    mesh = trimesh.Trimesh(corner_vertices, corner_faces, process=False,
+                           visual=trimesh.visual.TextureVisuals(uv=corner_uv, material=material))
+    return trimesh.Scene(mesh).export(file_type="glb")
+
+
 def save_textured_mesh(out_dir: str | Path, name: str, vertices: np.ndarray, faces: np.ndarray,
                        face_uvs: np.ndarray, texture: np.ndarray) -> dict[str, Path]:
     """Write ``name.obj`` + ``name.mtl`` + ``name.png`` and ``name.glb``.
@@ -104,16 +127,9 @@ def save_textured_mesh(out_dir: str | Path, name: str, vertices: np.ndarray, fac
     ``face_uvs`` (F, 3, 2) in [0, 1] with v = 0 at the top row of ``texture`` (image convention); OBJ/GLB
     UVs are flipped accordingly. The material's diffuse colour is white so viewers show the texture as is.
     """
-    import trimesh
-    from PIL import Image
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    # Unshare vertices per face corner: UV seams need distinct (position, uv) pairs.
-    corner_vertices = vertices[faces].reshape(-1, 3)
-    corner_uv = face_uvs.reshape(-1, 2).copy()
-    corner_uv[:, 1] = 1.0 - corner_uv[:, 1]  # image v (down) -> OBJ/glTF v (up)
-    corner_faces = np.arange(len(corner_vertices)).reshape(-1, 3)
+    corner_vertices, corner_uv, corner_faces = _corners(vertices, faces, face_uvs)
     png = save_image(out_dir / f"{name}.png", texture)
     lines = [f"mtllib {name}.mtl", "usemtl shapekit"]
     lines += [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in corner_vertices]
@@ -121,14 +137,8 @@ def save_textured_mesh(out_dir: str | Path, name: str, vertices: np.ndarray, fac
     lines += [f"f {a + 1}/{a + 1} {b + 1}/{b + 1} {c + 1}/{c + 1}" for a, b, c in corner_faces]
     write_text(out_dir / f"{name}.mtl", f"newmtl shapekit\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nillum 1\nmap_Kd {name}.png\n")
     obj = write_text(out_dir / f"{name}.obj", "\n".join(lines) + "\n")
-    material = trimesh.visual.material.PBRMaterial(baseColorFactor=[255, 255, 255, 255],
-                                                   baseColorTexture=Image.fromarray(texture),
-                                                   metallicFactor=0.0, roughnessFactor=1.0)
-    mesh = trimesh.Trimesh(corner_vertices, corner_faces, process=False,
-                           visual=trimesh.visual.TextureVisuals(uv=corner_uv, material=material))
-    glb_bytes = trimesh.Scene(mesh).export(file_type="glb")
     with atomic_open(out_dir / f"{name}.glb", "wb") as handle:
-        handle.write(glb_bytes)
+        handle.write(textured_glb(vertices, faces, face_uvs, texture))
     return {"obj": obj, "mtl": out_dir / f"{name}.mtl", "png": png, "glb": out_dir / f"{name}.glb"}
 
 

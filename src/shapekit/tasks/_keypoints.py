@@ -27,7 +27,7 @@ from ..metrics import landmark_errors, normalisers, parse_normalisation, summari
 from ..plots import draw_landmarks, plot_ced, plot_overlay_grid
 from ..progress import track
 from ..transforms import AugmentOptions, KeypointAugmenter, Letterbox, invert_letterbox_points
-from .base import Task, read_inputs
+from .base import Task, json_number, json_values, read_inputs
 
 PAD_FILL = 0
 
@@ -281,6 +281,15 @@ class KeypointTask(Task):
         pck = "  ".join(f"PCK@{k}%: {v:.3f}" for k, v in report["pck_pct_long_side"].items())
         nme = report.get("nme", {})
         console.print(f"NME ({nme.get('normalisation')}): {_f(nme.get('value'), 4)}   {pck}")
+
+    # --- web app --------------------------------------------------------------------------------
+    web_kind = "landmarks"
+
+    def predict_image(self, model, image, runtime, forward: ForwardFn | None = None, **_):
+        points, conf = self.infer_images(model, [image], runtime, batch_size=1, forward=forward)
+        return {"kind": self.web_kind, "names": self.names, "points": json_values(points[0]),
+                "confidence": json_values(conf[0]), "skeleton": [list(e) for e in self.meta.get("skeleton") or []],
+                "score": json_number(np.nanmean(conf[0]) if np.isfinite(conf[0]).any() else None)}
 
 
 def _f(value, digits: int = 2) -> str:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 import torch
 from pydantic import BaseModel
 from torch import nn
@@ -19,6 +20,9 @@ from torch.utils.data import Dataset
 
 from ..config import RunConfig, validate
 from ..errors import ShapekitError
+
+if TYPE_CHECKING:
+    from ..engine.runtime import Runtime
 
 _TASKS: dict[str, type["Task"]] = {}
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"  # models shipped inside the package
@@ -44,6 +48,23 @@ def read_inputs(inputs, console=None):
             if console is not None:
                 console.print(f"[red]skipped[/] {exc}")
     return images, kept, failed
+
+
+def json_number(value) -> float | None:
+    """A float for a JSON result, None for missing (NaN, inf or None): JSON has no NaN."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def json_values(values) -> list:
+    """Array -> nested lists for a JSON result: a 1-D array element by element, a 2-D array row by row with
+    a row holding any missing value (NaN) written as None (a missing point)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 1:
+        return [json_number(v) for v in values]
+    return [[float(v) for v in row] if np.isfinite(row).all() else None for row in values]
 
 
 def register_task(cls: type["Task"]) -> type["Task"]:
@@ -75,6 +96,8 @@ class Task(ABC):
     output_formats: ClassVar[tuple[str, ...]] = ()
     default_model: ClassVar[Path | None] = None  # a model shipped in the package, used when --model is omitted
     default_lr: ClassVar[float] = 1e-3
+    # What the web app draws for this task's results: "landmarks" | "landmarks3d" | "mask" | "mesh".
+    web_kind: ClassVar[str] = ""
 
     def __init__(self, config: RunConfig, meta: dict[str, Any] | None = None):
         self.config = config
@@ -137,3 +160,14 @@ class Task(ABC):
 
     @abstractmethod
     def print_report(self, report: dict[str, Any], console) -> None: ...
+
+    # --- web app / HTTP API -----------------------------------------------------------------------
+    def predict_image(self, model: nn.Module | None, image: np.ndarray, runtime: "Runtime",
+                      **options) -> dict[str, Any]:
+        """One RGB uint8 image (H, W, 3) -> a JSON-serialisable result for the web app and the HTTP API.
+
+        The result's ``kind`` is :attr:`web_kind`; its fields are listed in the web app's contract
+        (coordinates in original image pixels, x right, y down, null for missing values). Implementations
+        reuse the task's own batched inference path. ``options`` may carry ``forward`` (an onnxruntime
+        session used instead of ``model``)."""
+        raise ShapekitError(f"the {self.name!r} task has no web view (it does not implement predict_image)")

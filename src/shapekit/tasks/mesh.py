@@ -379,6 +379,22 @@ class MeshTask(Task):
             save_image(folder / "turntable.png", self.turntable(result["offsets"], result["texture"]))
         return {"n_images": len(kept), "file": str(out), "failed": failed, "images": [str(p) for p in kept]}
 
+    # --- web app --------------------------------------------------------------------------------
+    web_kind = "mesh"
+
+    def predict_image(self, model, image, runtime, **_):
+        import base64
+
+        from ..io.meshes import textured_glb
+
+        result = self.infer(model, [image], runtime)[0]
+        vertices = self.vertices(result["offsets"])[0].numpy()
+        texture = (result["texture"][0].clamp(0, 1).numpy() * 255).astype(np.uint8)
+        faces = self.template.faces.numpy()
+        glb = textured_glb(vertices, faces, self.template.face_uvs.numpy(), texture)
+        return {"kind": self.web_kind, "glb": base64.b64encode(glb).decode("ascii"), "num_vertices": len(vertices),
+                "num_faces": len(faces), "score": None}
+
     def score_object(self, model, obj: MultiViewObject, runtime: Runtime, image: np.ndarray | None = None
                      ) -> tuple[dict[str, float], torch.Tensor]:
         """Silhouette IoU and PSNR of the mesh predicted from ``obj``'s input view (or ``image``), rendered

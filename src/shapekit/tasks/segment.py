@@ -155,8 +155,10 @@ class SegmentTask(Task):
 
     # --- inference ------------------------------------------------------------------------------
     def infer_masks(self, model, images: list[np.ndarray], runtime: Runtime, batch_size: int = 8,
-                    forward: ForwardFn | None = None) -> list[np.ndarray]:
-        """Label maps at each image's own resolution (uint8: 0/1 for binary, class ids otherwise)."""
+                    forward: ForwardFn | None = None, confidence: list[float] | None = None) -> list[np.ndarray]:
+        """Label maps at each image's own resolution (uint8: 0/1 for binary, class ids otherwise).
+
+        With a ``confidence`` list, each image's mean probability of its chosen class is appended to it."""
         masks = []
         for raw, boxes in letterboxed_batches(images, self.input_shape, model, runtime, batch_size, 0, forward):
             probs = torch.sigmoid(raw) if self.binary else torch.softmax(raw, 1)
@@ -166,6 +168,9 @@ class SegmentTask(Task):
                 full = np.stack([cv2.resize(c, (width, height), interpolation=cv2.INTER_LINEAR) for c in inner])
                 masks.append((full[0] > self.options.threshold).astype(np.uint8) if self.binary
                              else full.argmax(0).astype(np.uint8))
+                if confidence is not None:
+                    chosen = np.maximum(full[0], 1 - full[0]) if self.binary else full.max(0)
+                    confidence.append(float(chosen.mean()))
         return masks
 
     def predict(self, model, inputs, out, runtime: Runtime | None = None, batch_size: int = 8, overlays: bool = True,
@@ -230,3 +235,20 @@ class SegmentTask(Task):
         if report.get("per_class_iou"):
             shown = [(k, v) for k, v in report["per_class_iou"].items() if v is not None]
             console.print(f"mIoU {report['miou']:.4f}: " + ", ".join(f"{k} {v:.3f}" for k, v in shown))
+
+    # --- web app --------------------------------------------------------------------------------
+    web_kind = "mask"
+
+    def predict_image(self, model, image, runtime, forward: ForwardFn | None = None, **_):
+        import base64
+        import io
+
+        from PIL import Image
+
+        confidence: list[float] = []
+        mask = self.infer_masks(model, [image], runtime, batch_size=1, forward=forward, confidence=confidence)[0]
+        buffer = io.BytesIO()
+        Image.fromarray(mask).save(buffer, format="PNG")
+        classes = list(self.meta.get("class_names") or ["background", "object"])
+        return {"kind": self.web_kind, "mask_png": base64.b64encode(buffer.getvalue()).decode("ascii"),
+                "classes": classes, "coverage": float(np.mean(mask > 0)), "score": confidence[0]}
