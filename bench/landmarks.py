@@ -1,11 +1,15 @@
 """Heatmap landmark benchmark on the real morphometrics datasets, with dlib (ml-morph) as baseline.
 
 For each dataset: a fixed-seed 80/20 split; shapekit's heatmap U-Net is trained on the 80 % within a
-stated CPU budget, dlib's ensemble-of-regression-trees shape predictor (the ml-morph method, whole
+stated CPU budget per model, dlib's ensemble-of-regression-trees shape predictor (the ml-morph method, whole
 image as the object box) on the same images; both are scored on the unseen 20 % in original pixels.
 
-    python bench/landmarks.py                      # all three datasets, 10 CPU minutes each
-    python bench/landmarks.py --datasets drosophila-wings --minutes 3
+    python bench/landmarks.py                      # all three datasets, 5 CPU minutes per model
+    python bench/landmarks.py --datasets drosophila-wings --minutes 3 --variants refined
+
+Rows: the coarse model (whole-image heatmaps only) and the refined model (crop refiner, trained jointly,
+the same budget), each without and with test-time augmentation, the refined model's own coarse stage,
+and dlib; mean / median / 95th-percentile error in pixels and in % of the image's long side.
 
 Writes bench/results/landmarks.json and prints a table.
 """
@@ -23,7 +27,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, WORK, console, print_table, save_results, train_throughput  # noqa: E402
+from _common import DATA, RESULTS, WORK, console, print_table, save_results, train_throughput  # noqa: E402
 
 from shapekit.config import RunConfig, parse_overrides  # noqa: E402
 from shapekit.engine import Runtime, load_model, train  # noqa: E402
@@ -34,41 +38,59 @@ from shapekit.metrics import landmark_errors, summarize_landmark_errors  # noqa:
 DATASETS = ["mollusc-shells", "drosophila-wings", "lizard-toepads"]
 
 
-def shapekit_run(name: str, train_dir: Path, test_dir: Path, args) -> dict:
-    run_dir = WORK / "landmarks" / name / f"run_{args.input_size}{'_' + args.tag if args.tag else ''}"
+VARIANTS = {"coarse": ["refine=false"], "refined": ["refine=true"]}
+
+
+def _row(method: str, report: dict, predict_ips: float, epochs, train_minutes) -> dict:
+    return {"method": method, "epochs": epochs, "train_minutes": train_minutes,
+            "mean_px": report["mean_px"], "median_px": report["median_px"], "p95_px": report["p95_px"],
+            "mean_pct_long_side": report["mean_pct_long_side"],
+            "median_pct_long_side": report["median_pct_long_side"], "p95_pct_long_side": report["p95_pct_long_side"],
+            "predict_img_per_s": predict_ips,
+            "per_landmark_mean_px": [r["mean_px"] for r in report["per_landmark"]],
+            "pck_pct_long_side": report["pck_pct_long_side"]}
+
+
+def shapekit_runs(name: str, variant: str, train_dir: Path, test_dir: Path, args) -> list[dict]:
+    """Train one model variant within the CPU budget; rows for it without and with TTA (and, for a refined
+    model, its own coarse stage)."""
+    tag = "_".join(t for t in (variant, args.tag) if t)
+    run_dir = WORK / "landmarks" / name / f"run_{args.input_size}_{tag}"
     n_train = len(load_landmark_set(train_dir))
     config = RunConfig(task="landmarks", data=train_dir, out=run_dir, input_size=args.input_size, seed=args.seed,
                        batch_size=8, val_fraction=0.1, plot_every=10, ema=args.ema, encoder=args.encoder,
-                       options=parse_overrides(args.opt))
+                       options=parse_overrides(VARIANTS[variant] + args.opt))
     if not (run_dir / "best.ckpt").exists() or args.retrain:
         ips = train_throughput(config)
         # Epochs that fit the budget (validation and data loading take ~15 % on top of the network).
-        epochs = max(5, math.floor(args.minutes * 60 * ips * 0.85 / (n_train * 0.9)))
-        console.print(f"[bold]{name}[/]: {n_train} images, {ips:.1f} train img/s -> {epochs} epochs")
+        epochs = max(3, math.floor(args.minutes * 60 * ips * 0.85 / (n_train * 0.9)))
+        console.print(f"[bold]{name} {variant}[/]: {n_train} images, {ips:.1f} train img/s -> {epochs} epochs")
         if run_dir.exists():
             import shutil
             shutil.rmtree(run_dir)
         config = config.model_copy(update={"epochs": epochs, "max_minutes": args.minutes * 1.1})
         start = time.time()
         train(config, console=console)
-        train_minutes = (time.time() - start) / 60
-        (run_dir / "train_minutes.txt").write_text(f"{train_minutes:.3f}\n")
+        (run_dir / "train_minutes.txt").write_text(f"{(time.time() - start) / 60:.3f}\n")
     train_minutes = float((run_dir / "train_minutes.txt").read_text())
     task, model = load_model(run_dir / "best.ckpt")
     runtime = Runtime.create()
-    report = task.evaluate(model, test_dir, runtime=runtime, out_dir=run_dir / "test_evaluation")
     records = load_landmark_set(test_dir).records
     images = [read_image(r.image_path) for r in records]
-    task.infer_images(model, images[:8], runtime)  # warm-up
-    start = time.perf_counter()
-    task.infer_images(model, images, runtime, batch_size=8)
-    predict_ips = len(images) / (time.perf_counter() - start)
-    label = f"shapekit heatmap U-Net ({args.input_size}px{', ' + args.tag if args.tag else ''})"
-    return {"method": label, "epochs": task.config.epochs,
-            "train_minutes": train_minutes, "mean_px": report["mean_px"], "median_px": report["median_px"],
-            "mean_pct_long_side": report["mean_pct_long_side"], "predict_img_per_s": predict_ips,
-            "per_landmark_mean_px": [r["mean_px"] for r in report["per_landmark"]],
-            "pck_pct_long_side": report["pck_pct_long_side"]}
+    label = f"shapekit {variant} ({args.input_size}px{', ' + args.tag if args.tag else ''})"
+    settings = [(False, True, "")] + ([(True, True, " + TTA")] if not args.no_tta else [])
+    if variant == "refined":
+        settings.append((False, False, ", coarse stage only"))
+    rows = []
+    for tta, refine, suffix in settings:
+        report = task.evaluate(model, test_dir, runtime=runtime, tta=tta, refine=refine,
+                               out_dir=run_dir / f"test_evaluation{'_tta' if tta else ''}{'' if refine else '_coarse'}")
+        task.infer_images(model, images[:8], runtime, tta=tta, refine=refine)  # warm-up
+        start = time.perf_counter()
+        task.infer_images(model, images, runtime, batch_size=8, tta=tta, refine=refine)
+        predict_ips = len(images) / (time.perf_counter() - start)
+        rows.append(_row(label + suffix, report, predict_ips, task.config.epochs, train_minutes))
+    return rows
 
 
 def dlib_run(train_dir: Path, test_dir: Path, args) -> dict:
@@ -110,17 +132,16 @@ def dlib_run(train_dir: Path, test_dir: Path, args) -> dict:
     true = np.stack([r.points for r in test_data.records])
     summary = summarize_landmark_errors(landmark_errors(np.asarray(predictions, float), true),
                                         np.array([r.long_side for r in test_data.records]), test_data.names)
-    return {"method": "dlib shape predictor (ml-morph)", "epochs": None, "train_minutes": train_minutes,
-            "mean_px": summary["mean_px"], "median_px": summary["median_px"],
-            "mean_pct_long_side": summary["mean_pct_long_side"], "predict_img_per_s": predict_ips,
-            "per_landmark_mean_px": [r["mean_px"] for r in summary["per_landmark"]],
-            "pck_pct_long_side": summary["pck_pct_long_side"]}
+    return _row("dlib shape predictor (ml-morph)", summary, predict_ips, None, train_minutes)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=DATASETS)
-    parser.add_argument("--minutes", type=float, default=10.0, help="CPU training budget per dataset")
+    parser.add_argument("--minutes", type=float, default=5.0, help="CPU training budget per model and dataset")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
+                        help="coarse: whole-image heatmaps only; refined: with the crop refiner")
+    parser.add_argument("--no-tta", action="store_true", help="skip the test-time augmentation rows")
     parser.add_argument("--input-size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--test-fraction", type=float, default=0.2)
@@ -131,6 +152,7 @@ def main() -> None:
     parser.add_argument("--opt", action="append", default=[], help="task option key=value")
     parser.add_argument("--tag", default="", help="name for this variant's run folder and table rows")
     parser.add_argument("--results", default="landmarks", help="results file name in bench/results")
+    parser.add_argument("--merge", action="store_true", help="keep the other datasets already in the results file")
     args = parser.parse_args()
     os.environ.setdefault("SHAPEKIT_NO_PROGRESS", "1")
     torch.manual_seed(args.seed)
@@ -140,17 +162,24 @@ def main() -> None:
         train_dir, test_dir = split_dataset(DATA / name, WORK / "landmarks" / name / "split", args.test_fraction,
                                             args.seed)
         n_train, n_test = len(load_landmark_set(train_dir)), len(load_landmark_set(test_dir))
-        entries = [shapekit_run(name, train_dir, test_dir, args)]
+        entries = [row for variant in args.variants for row in shapekit_runs(name, variant, train_dir, test_dir, args)]
         if not args.no_dlib:
             entries.append(dlib_run(train_dir, test_dir, args))
         results[name] = {"n_train": n_train, "n_test": n_test, "methods": entries}
         for entry in entries:
-            rows.append([name, entry["method"], n_train, n_test, entry["mean_px"], entry["median_px"],
-                         entry["mean_pct_long_side"], entry["train_minutes"], entry["predict_img_per_s"]])
-    print_table("Landmark error on held-out images (original pixels)",
-                ["dataset", "method", "train", "test", "mean px", "median px", "% long side", "train min",
-                 "predict img/s"], rows)
-    save_results(args.results, {"settings": vars(args), "datasets": results})
+            rows.append([name, entry["method"], n_train, n_test, entry["mean_px"], entry["median_px"], entry["p95_px"],
+                         entry["mean_pct_long_side"], entry["median_pct_long_side"], entry["p95_pct_long_side"],
+                         entry["train_minutes"], entry["predict_img_per_s"]])
+        print_table("Landmark error on held-out images (original pixels)",
+                    ["dataset", "method", "train", "test", "mean px", "median px", "p95 px", "mean %", "median %",
+                     "p95 %", "train min", "predict img/s"], rows)
+        if args.merge:  # one dataset per run, all in one results file
+            import json
+
+            previous = RESULTS / f"{args.results}.json"
+            kept = json.loads(previous.read_text()).get("datasets", {}) if previous.is_file() else {}
+            results = {**{k: v for k, v in kept.items() if k not in results}, **results}
+        save_results(args.results, {"settings": vars(args), "datasets": results})
 
 
 if __name__ == "__main__":

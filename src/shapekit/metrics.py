@@ -77,6 +77,8 @@ def summarize_landmark_errors(errors: np.ndarray, long_sides: np.ndarray, names:
         "std_px": float(np.nanstd(errors)),
         "mean_pct_long_side": float(np.nanmean(pct)),
         "median_pct_long_side": float(np.nanmedian(pct)),
+        "p95_px": float(np.nanpercentile(errors, 95)),
+        "p95_pct_long_side": float(np.nanpercentile(pct, 95)),
         "pck_pct_long_side": {f"{t:g}": float(np.mean(pct[valid] <= t)) for t in pck_thresholds_pct},
         "per_landmark": per_landmark,
         "per_image_mean_px": [float(v) for v in np.nanmean(np.where(valid, errors, np.nan), axis=1)],

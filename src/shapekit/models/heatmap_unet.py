@@ -11,6 +11,7 @@ import torch
 from segmentation_models_pytorch.decoders.unet.decoder import UnetDecoderBlock
 from torch import nn
 
+from .crop_refiner import CropRefiner, RefineHead
 from .encoders import Normalize, create_encoder
 
 HEATMAP_STRIDE = 4
@@ -18,7 +19,8 @@ HEATMAP_STRIDE = 4
 
 class HeatmapUNet(nn.Module):
     def __init__(self, num_landmarks: int, encoder: str = "mobilenet_v2", encoder_weights="imagenet",
-                 decoder_channels: tuple[int, int, int] = (128, 96, 64), head_bias: float = -4.0):
+                 decoder_channels: tuple[int, int, int] = (128, 96, 64), head_bias: float = -4.0,
+                 refine_crop: int | None = None, refine_head: RefineHead = "heatmap"):
         super().__init__()
         self.num_landmarks = num_landmarks
         self.stride = HEATMAP_STRIDE
@@ -35,6 +37,9 @@ class HeatmapUNet(nn.Module):
         self.head = nn.Conv2d(in_channels, num_landmarks, kernel_size=3, padding=1)
         # Start with near-empty heatmaps (sigmoid(-4) ~ 0.02): most pixels are background.
         nn.init.constant_(self.head.bias, head_bias)
+        # Optional second stage on crops of the original image (see models/crop_refiner.py).
+        self.refiner = (CropRefiner(num_landmarks, refine_crop, refine_head, encoder_weights)
+                        if refine_crop else None)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """[0, 1] RGB images (B, 3, H, W) -> heatmap logits (B, N, H/4, W/4)."""
@@ -43,3 +48,7 @@ class HeatmapUNet(nn.Module):
         for block, skip in zip(self.decoder, (features[4], features[3], features[2])):
             x = block(x, skip.shape[-2], skip.shape[-1], skip)
         return self.head(x)
+
+    def refine(self, crops: torch.Tensor) -> torch.Tensor:
+        """Crops (B, N, 3, S, S) around the coarse landmarks -> refined positions (B, N, 2) in crop pixels."""
+        return self.refiner(crops)

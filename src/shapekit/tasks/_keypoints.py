@@ -45,15 +45,22 @@ class KeypointSamples(Dataset):
     """Letterboxed images cached in memory, with points in input pixels and in original pixels."""
 
     def __init__(self, landmarks: LandmarkSet, shape: tuple[int, int], augmenter: KeypointAugmenter | None = None,
-                 description: str = "loading images", pixel_augment=None):
+                 description: str = "loading images", pixel_augment=None, keep_originals: bool = False,
+                 extra=None):
+        """``keep_originals``: also cache the original-resolution images (``original_images``), for tasks that
+        look at native pixels; ``extra(dataset, index)`` -> more entries for each sample (e.g. crops)."""
         self.augmenter = augmenter
         self.pixel_augment = pixel_augment
+        self.extra = extra
         self.images, self.points, self.letterboxes, self.originals, self.long_sides = [], [], [], [], []
+        self.original_images: list[np.ndarray] = []
         for record in track(landmarks.records, description):
             image = read_image(record.image_path)
             if image.shape[:2] != (record.height, record.width):
                 raise InputError(record.image_path, "image size changed while loading the dataset")
             box = Letterbox.fit(record.width, record.height, *shape)
+            if keep_originals:
+                self.original_images.append(image)
             self.images.append(box.apply_image(image, PAD_FILL))
             self.points.append(box.apply_points(record.points))
             self.letterboxes.append(box.as_array())
@@ -70,7 +77,7 @@ class KeypointSamples(Dataset):
             image, points, visible = self.augmenter(image, points, visible)
         if self.pixel_augment is not None:
             image = self.pixel_augment(image)
-        return {
+        sample = {
             "image": torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0),
             "points": torch.from_numpy(np.nan_to_num(points).astype(np.float32)),
             "visible": torch.from_numpy(visible),
@@ -79,6 +86,9 @@ class KeypointSamples(Dataset):
             "long_side": torch.tensor(float(self.long_sides[index])),
             "index": torch.tensor(index),
         }
+        if self.extra is not None:
+            sample.update(self.extra(self, index))
+        return sample
 
 
 class KeypointTask(Task):
@@ -117,6 +127,10 @@ class KeypointTask(Task):
         """Extra per-image augmentation after the geometric one (None: nothing)."""
         return None
 
+    def sample_settings(self, training: bool) -> dict[str, Any]:
+        """Extra KeypointSamples arguments (keep_originals, extra) for the training or validation set."""
+        return {}
+
     def setup(self):
         data = self.load_landmarks(Path(self.config.data))
         shape = self.choose_input_shape(data)
@@ -137,8 +151,10 @@ class KeypointTask(Task):
         })
         augmenter = KeypointAugmenter(self.options.augment, flip_pairs, PAD_FILL) if self.options.augment.enabled else None
         train = KeypointSamples(data.subset(train_idx), shape, augmenter, "loading training images",
-                                self.pixel_augment() if self.options.augment.enabled else None)
-        val = KeypointSamples(data.subset(val_idx), shape, None, "loading validation images") if val_idx else None
+                                self.pixel_augment() if self.options.augment.enabled else None,
+                                **self.sample_settings(training=True))
+        val = KeypointSamples(data.subset(val_idx), shape, None, "loading validation images",
+                              **self.sample_settings(training=False)) if val_idx else None
         self._val_samples = val
         return train, val
 
@@ -202,26 +218,43 @@ class KeypointTask(Task):
 
     # --- inference ------------------------------------------------------------------------------
     def infer_images(self, model: nn.Module | None, images: list[np.ndarray], runtime: Runtime,
-                     batch_size: int = 8, forward: ForwardFn | None = None):
-        """Points (M, N, 2) in original pixels and confidences (M, N) for RGB uint8 images."""
+                     batch_size: int = 8, forward: ForwardFn | None = None, tta: bool = False,
+                     refine: bool = True):
+        """Points (M, N, 2) in original pixels and confidences (M, N) for RGB uint8 images.
+
+        ``tta``: average the whole-image pass over test-time augmentation views; ``refine``: run the
+        model's second stage where it has one (False: the coarse points only)."""
         count = self.meta["num_landmarks"]
         points_out, conf_out = [np.zeros((0, count, 2))], [np.zeros((0, count))]
+        done = 0
         for raw, boxes in letterboxed_batches(images, self.input_shape, model, runtime, batch_size,
-                                              int(self.meta.get("pad_fill", PAD_FILL)), forward):
+                                              int(self.meta.get("pad_fill", PAD_FILL)), forward,
+                                              self.test_time_augmentation() if tta else None):
             points, conf = self.decode(raw)
             params = np.stack([box.as_array() for box in boxes])
-            points_out.append(invert_letterbox_points(points.double().numpy(), params))
+            original = invert_letterbox_points(points.double().numpy(), params)
+            chunk = images[done:done + len(boxes)]
+            done += len(boxes)
+            if refine:
+                original = self.refine_points(model, forward, chunk, original, params, runtime)
+            points_out.append(original)
             conf_out.append(conf.float().numpy())
         return np.concatenate(points_out), np.concatenate(conf_out)
 
+    def refine_points(self, model, forward, images: list[np.ndarray], points: np.ndarray, letterboxes: np.ndarray,
+                      runtime: Runtime) -> np.ndarray:
+        """Second-stage hook: coarse points (B, N, 2) in original pixels -> refined ones (default: unchanged)."""
+        return points
+
     def predict(self, model, inputs, out, fmt: str = "tps", runtime: Runtime | None = None, batch_size: int = 8,
-                overlays: bool = True, y_origin: str | None = None, forward=None, console=None, **_):
+                overlays: bool = True, y_origin: str | None = None, forward=None, console=None, tta: bool = False,
+                **_):
         if fmt not in OUTPUT_FILES:
             raise ShapekitError(f"--format {fmt!r}: choose tps, coco or csv for landmark tasks")
         runtime = runtime or Runtime.create()
         out = Path(out)
         images, kept, failed = read_inputs(inputs, console)
-        points, conf = self.infer_images(model, images, runtime, batch_size, forward)
+        points, conf = self.infer_images(model, images, runtime, batch_size, forward, tta=tta)
         target = out / OUTPUT_FILES[fmt]
         if any(target.resolve() == p.resolve() for p in kept):
             raise ShapekitError(f"{target}: refusing to overwrite an input file")
@@ -237,14 +270,15 @@ class KeypointTask(Task):
                 "images": [str(p) for p in kept]}
 
     def evaluate(self, model, data, runtime: Runtime | None = None, batch_size: int = 8,
-                 normalisation: str | None = None, out_dir: Path | None = None, forward=None, **_):
+                 normalisation: str | None = None, out_dir: Path | None = None, forward=None, tta: bool = False,
+                 refine: bool = True, **_):
         runtime = runtime or Runtime.create()
         dataset = self.load_landmarks(Path(data))
         if dataset.num_landmarks != self.meta["num_landmarks"]:
             raise InputError(dataset.annotation_file, f"has {dataset.num_landmarks} landmarks per image, the model "
                                                       f"predicts {self.meta['num_landmarks']}")
         images = [read_image(r.image_path) for r in track(dataset.records, "reading images")]
-        pred, conf = self.infer_images(model, images, runtime, batch_size, forward)
+        pred, conf = self.infer_images(model, images, runtime, batch_size, forward, tta=tta, refine=refine)
         true = np.stack([r.points for r in dataset.records])
         errors = landmark_errors(pred, true)
         long_sides = np.array([r.long_side for r in dataset.records], float)
@@ -285,8 +319,8 @@ class KeypointTask(Task):
     # --- web app --------------------------------------------------------------------------------
     web_kind = "landmarks"
 
-    def predict_image(self, model, image, runtime, forward: ForwardFn | None = None, **_):
-        points, conf = self.infer_images(model, [image], runtime, batch_size=1, forward=forward)
+    def predict_image(self, model, image, runtime, forward: ForwardFn | None = None, tta: bool = False, **_):
+        points, conf = self.infer_images(model, [image], runtime, batch_size=1, forward=forward, tta=tta)
         return {"kind": self.web_kind, "names": self.names, "points": json_values(points[0]),
                 "confidence": json_values(conf[0]), "skeleton": [list(e) for e in self.meta.get("skeleton") or []],
                 "score": json_number(np.nanmean(conf[0]) if np.isfinite(conf[0]).any() else None)}

@@ -23,6 +23,7 @@ from ..errors import ShapekitError
 
 if TYPE_CHECKING:
     from ..engine.runtime import Runtime
+    from ..tta import TestTimeAugmentation
 
 _TASKS: dict[str, type["Task"]] = {}
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"  # models shipped inside the package
@@ -160,6 +161,10 @@ class Task(ABC):
 
     @abstractmethod
     def print_report(self, report: dict[str, Any], console) -> None: ...
+
+    def test_time_augmentation(self) -> "TestTimeAugmentation":
+        """The views ``--tta`` averages over (see :mod:`shapekit.tta`); tasks with map outputs override this."""
+        raise ShapekitError(f"--tta: the {self.name!r} task has no test-time augmentation")
 
     # --- web app / HTTP API -----------------------------------------------------------------------
     def predict_image(self, model: nn.Module | None, image: np.ndarray, runtime: "Runtime",

@@ -1,18 +1,30 @@
 """Heatmap landmark detection (garment paper): U-Net on a pretrained encoder, one sigmoid heatmap per
-landmark at 1/4 input resolution, cone targets + weighted L1 (or Gaussian + MSE), sub-pixel decoding."""
+landmark at 1/4 input resolution, cone targets + weighted L1 (or Gaussian + MSE), sub-pixel decoding.
+
+Coarse-to-fine (on by default, ``--opt refine=false`` to skip): one heatmap cell of a 256-px input is
+12 original pixels on a 768-px photo, so a second stage (models/crop_refiner.py) looks at a fixed-size
+crop of the *original* pixels around each coarse landmark and places it inside that crop. It is trained
+jointly with the coarse network, on crops centred on jittered true positions (the jitter stands in for
+the coarse error), and is part of the checkpoint and of the ONNX export.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 from pydantic import Field
 
+from ..crops import crop_to_image, image_tensor, image_to_crop, sample_crops
+from ..errors import ShapekitError
 from ..heatmaps import decode_heatmaps, default_radius, from_heatmap, render_targets, to_heatmap
 from ..losses import HEATMAP_LOSSES
 from ..models import create_model
 from ..plots import plot_heatmap_grid
+from ..transforms import invert_letterbox_points
+from ..tta import TestTimeAugmentation, flip_permutation
 from .base import register_task
 from ._keypoints import KeypointOptions, KeypointTask
 
@@ -22,6 +34,12 @@ class HeatmapOptions(KeypointOptions):
     loss: Literal["weighted_l1", "mse"] | None = Field(None, description="default: weighted_l1 for cones, mse for gaussians")
     radius: float | None = Field(None, gt=0, description="target radius in heatmap pixels; default size * 10/128")
     decoder_channels: tuple[int, int, int] = (128, 96, 64)
+    refine: bool = Field(True, description="second stage on original-pixel crops around each coarse landmark")
+    refine_head: Literal["heatmap", "offset"] = Field(
+        "heatmap", description="heatmap + soft-argmax (integral regression) or direct offset regression")
+    refine_crop: int = Field(64, ge=16, multiple_of=8, description="crop side, pixels fed to the refiner")
+    refine_cells: float = Field(8.0, gt=1, description="crop side in coarse heatmap cells (sets the crop's scale)")
+    refine_jitter: float = Field(1.0, ge=0, description="training crop-centre jitter, std in coarse heatmap cells")
 
 
 @register_task
@@ -38,10 +56,31 @@ class LandmarkTask(KeypointTask):
     def radius(self) -> float:
         return self.options.radius or default_radius(self.heatmap_size)
 
+    @property
+    def refinement(self) -> dict | None:
+        """The second stage's settings as trained ({crop, cells, head}), None for a coarse-only model."""
+        return self.meta.get("refine")
+
+    def setup(self):
+        # Recorded before the datasets are built: the training crops depend on it; old checkpoints lack it.
+        self.meta["refine"] = ({"crop": self.options.refine_crop, "cells": self.options.refine_cells,
+                                "head": self.options.refine_head} if self.options.refine else None)
+        return super().setup()
+
+    def default_epochs(self, n_train: int) -> int:
+        epochs = super().default_epochs(n_train)
+        if self.refinement:
+            # The refiner's crops cost about 2.5 % of a whole-image pass per landmark (measured on 2 CPU
+            # cores); fewer epochs keep the default run near 20 minutes.
+            epochs = int(max(15, round(epochs / (1 + 0.025 * self.meta["num_landmarks"]))))
+        return epochs
+
     def build_model(self, pretrained: bool = True):
+        refine = self.refinement or {}
         return create_model("heatmap_unet", num_landmarks=self.meta["num_landmarks"], encoder=self.config.encoder,
                             encoder_weights=self.config.encoder_weights if pretrained else None,
-                            decoder_channels=self.options.decoder_channels)
+                            decoder_channels=self.options.decoder_channels, refine_crop=refine.get("crop"),
+                            refine_head=refine.get("head", "heatmap"))
 
     def compute_loss(self, raw, batch):
         height, width = raw.shape[-2:]
@@ -60,3 +99,118 @@ class LandmarkTask(KeypointTask):
         heatmaps = torch.sigmoid(raw[0].float()).cpu().numpy()
         plot_heatmap_grid(image, heatmaps, pred, true, self.names, self.input_shape[1] // heatmaps.shape[-2],
                           out_dir / "heatmaps.png")
+
+    # --- coarse-to-fine -------------------------------------------------------------------------
+    def crop_step(self, letterboxes) -> torch.Tensor:
+        """Original pixels per crop pixel for each image (B,), from its letterbox params (B, 4): the crop spans
+        ``cells`` coarse heatmap cells whatever the photo's size."""
+        refine = self.refinement
+        letterboxes = torch.as_tensor(np.asarray(letterboxes, dtype=np.float32))
+        scale = (letterboxes[:, 0] + letterboxes[:, 1]) / 2  # input pixels per original pixel
+        stride = self.input_shape[1] / self.heatmap_size
+        return refine["cells"] * stride / (refine["crop"] * scale)
+
+    def refine_in_crops(self, run, images: list, centres: torch.Tensor, letterboxes) -> torch.Tensor:
+        """Refined points (B, N, 2) in original pixels: crops of each original image around ``centres``
+        (B, N, 2), ``run`` (crops (B, N, 3, S, S) -> crop-pixel points (B, N, 2)), mapped back."""
+        size = self.refinement["crop"]
+        steps = self.crop_step(letterboxes)
+        centres = centres.float().cpu()
+        crops = torch.stack([sample_crops(image if torch.is_tensor(image) else image_tensor(image), centre, step, size)
+                             for image, centre, step in zip(images, centres, steps)])
+        local = run(crops).float().cpu()
+        return crop_to_image(local, centres, steps[:, None], size)
+
+    def refine_points(self, model, forward, images, points, letterboxes, runtime):
+        if not self.refinement:
+            return points
+        if forward is not None:
+            refine = getattr(forward, "refine", None)
+            if refine is None:
+                raise ShapekitError("this ONNX model was exported without its refinement stage; export it again")
+
+            def run(crops):
+                return torch.from_numpy(np.asarray(refine(crops.numpy())))
+        else:
+            def run(crops):
+                with torch.inference_mode(), runtime.autocast():
+                    return model.refine(crops.to(runtime.device))
+        refined = self.refine_in_crops(run, images, torch.from_numpy(points), letterboxes)
+        return refined.double().numpy()
+
+    def sample_settings(self, training: bool):
+        if not self.refinement:
+            return {}
+        return {"keep_originals": True, "extra": self._training_crops if training else None}
+
+    def _training_crops(self, samples, index: int) -> dict:
+        """Crops around jittered true positions (the jitter stands in for the coarse error), with small random
+        rotation, zoom and brightness/contrast changes; targets in crop pixels."""
+        refine, augment = self.refinement, self.options.augment
+        size = refine["crop"]
+        truth = torch.from_numpy(samples.originals[index]).float()
+        visible = ~torch.isnan(truth).any(1)
+        truth = torch.nan_to_num(truth)
+        count = len(truth)
+        step = float(self.crop_step(samples.letterboxes[index][None])[0])
+        cell = step * size / refine["cells"]  # one coarse heatmap cell in original pixels
+        limit = 0.35 * size * step
+        jitter = (torch.randn(count, 2) * self.options.refine_jitter * cell).clamp(-limit, limit)
+        angle = scale = None
+        if augment.enabled:
+            angle = torch.empty(count).uniform_(-augment.rotate, augment.rotate) * (np.pi / 180)
+            scale = torch.empty(count).uniform_(1 - augment.scale, 1 + augment.scale)
+        steps = step * (scale if scale is not None else torch.ones(count))
+        centres = truth + jitter
+        crops = sample_crops(image_tensor(samples.original_images[index]), centres, steps, size, angle)
+        if augment.enabled:
+            contrast = 1 + torch.empty(count, 1, 1, 1).uniform_(-augment.color, augment.color)
+            brightness = torch.empty(count, 1, 1, 1).uniform_(-augment.color, augment.color) * 0.5
+            crops = ((crops - 0.5) * contrast + 0.5 + brightness).clamp(0, 1)
+        targets = image_to_crop(truth, centres, steps, size, angle)
+        return {"crops": crops, "crop_points": targets, "crop_valid": visible}
+
+    def training_step(self, model, batch):
+        loss = self.compute_loss(model(batch["image"]), batch)
+        if "crops" not in batch:
+            return loss, {}
+        predicted = model.refine(batch["crops"]).float()
+        valid = batch["crop_valid"].float()
+        # Integral regression: L1 on the soft-argmax position (in crop sizes, so it does not depend on S).
+        error = (predicted - batch["crop_points"]).abs().sum(-1) / self.refinement["crop"]
+        refine_loss = (error * valid).sum() / valid.sum().clamp_min(1)
+        return loss + refine_loss, {"refine_loss": refine_loss.detach()}
+
+    def validation_step(self, model, batch):
+        raw = model(batch["image"])
+        loss = self.compute_loss(raw, batch)
+        points, _ = self.decode(raw)
+        coarse = invert_letterbox_points(points.float(), batch["letterbox"])
+        outputs = {"long_side": batch["long_side"]}
+        final = coarse
+        samples = getattr(self, "_val_samples", None)
+        if self.refinement and samples is not None and samples.original_images:
+            images = [samples.original_images[int(i)] for i in batch["index"]]
+            device = batch["image"].device
+            final = self.refine_in_crops(lambda crops: model.refine(crops.to(device)), images, coarse.detach(),
+                                         batch["letterbox"].cpu())
+            final = final.to(coarse.device)
+            outputs["coarse_errors"] = torch.linalg.norm(coarse - batch["points_orig"], dim=-1)
+        outputs["errors"] = torch.linalg.norm(final - batch["points_orig"], dim=-1)
+        return loss, outputs
+
+    def validation_metrics(self, outputs):
+        metrics = super().validation_metrics(outputs)
+        if "coarse_errors" in outputs:
+            pct = outputs["coarse_errors"].numpy() / outputs["long_side"].numpy()[:, None] * 100
+            metrics["val/coarse_error_pct"] = float(np.nanmean(pct))
+        return metrics
+
+    # --- test-time augmentation -------------------------------------------------------------------
+    def test_time_augmentation(self) -> TestTimeAugmentation:
+        """Zooms always; a flipped view only for models trained with flips (declared left/right pairs),
+        since a model that never saw a mirrored specimen has no business judging one."""
+        pairs = self.meta.get("flip_pairs") or []
+        augment = self.options.augment
+        flipped = bool(pairs) and augment.enabled and augment.hflip
+        return TestTimeAugmentation(flip=flipped, flip_order=flip_permutation(self.meta["num_landmarks"], pairs))
