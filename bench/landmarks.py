@@ -178,6 +178,10 @@ def main() -> None:
 
             previous = RESULTS / f"{args.results}.json"
             kept = json.loads(previous.read_text()).get("datasets", {}) if previous.is_file() else {}
+            for key, entry in results.items():  # rows of other methods on the same dataset are kept too
+                ours = {m["method"] for m in entry["methods"]}
+                entry["methods"] = [m for m in kept.get(key, {}).get("methods", []) if m["method"] not in ours] \
+                    + entry["methods"]
             results = {**{k: v for k, v in kept.items() if k not in results}, **results}
         save_results(args.results, {"settings": vars(args), "datasets": results})
 

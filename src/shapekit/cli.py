@@ -18,6 +18,8 @@ console = Console(stderr=False, highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False)
 
 DEVICE_HELP = "auto | cpu | cuda"
+TTA_HELP = ("test-time augmentation: average over small zooms (and a mirrored view for models trained with "
+            "flips); about 3-4x the prediction time")
 PRECISION_HELP = "auto (bf16-mixed on CPUs with bf16 support, else 32) | 32 | bf16-mixed | 16-mixed"
 
 
@@ -104,6 +106,7 @@ def evaluate(
     input_size: Optional[int] = typer.Option(None, help="with --rounds: network input size"),
     opt: Optional[List[str]] = typer.Option(None, "--opt", help="with --rounds: task option key=value"),
     engine: str = typer.Option("auto", help="torch | onnx (onnxruntime)"),
+    tta: bool = typer.Option(False, "--tta", help=TTA_HELP),
     batch_size: int = typer.Option(8),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     precision: str = typer.Option("auto", help=PRECISION_HELP),
@@ -115,8 +118,10 @@ def evaluate(
         report = _cross_validate(data, model, task, out, rounds, epochs, input_size, opt, device, precision)
     else:
         task_obj, net, forward = _predictor(model, task, engine)
+        if tta:
+            task_obj.test_time_augmentation()  # a one-line error for tasks without TTA
         report = task_obj.evaluate(net, data, runtime=_runtime(device, precision), batch_size=batch_size,
-                                   normalisation=normalisation, out_dir=out, forward=forward)
+                                   normalisation=normalisation, out_dir=out, forward=forward, tta=tta)
         report = {k: v for k, v in report.items() if not k.startswith("_")}
         report["model"] = str(model or "shipped")
         task_obj.print_report(report, console)
@@ -190,15 +195,18 @@ def predict(
     y_origin: Optional[str] = typer.Option(None, help="TPS y axis: bottom | top (default: as in the training data)"),
     overlays: bool = typer.Option(True, help="write overlay PNGs"),
     engine: str = typer.Option("auto", help="torch | onnx (onnxruntime)"),
+    tta: bool = typer.Option(False, "--tta", help=TTA_HELP),
     batch_size: int = typer.Option(8),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     precision: str = typer.Option("auto", help=PRECISION_HELP),
 ):
     """Predict on new images; writes predictions and overlays to --out."""
     task_obj, net, forward = _predictor(model, task, engine)
+    if tta:
+        task_obj.test_time_augmentation()  # a one-line error for tasks without TTA
     result = task_obj.predict(net, inputs, out, fmt=fmt or task_obj.output_formats[0],
                               runtime=_runtime(device, precision), batch_size=batch_size, overlays=overlays,
-                              y_origin=y_origin, console=console, forward=forward)
+                              y_origin=y_origin, console=console, forward=forward, tta=tta)
     console.print(f"{result['n_images']} images -> {result['file']}")
     if result["failed"]:
         err_console.print(f"{len(result['failed'])} images could not be read (listed above)")

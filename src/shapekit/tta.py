@@ -41,6 +41,8 @@ class TestTimeAugmentation:
     """``flip``: add a horizontally flipped view, whose output channels are re-ordered by ``flip_order``;
     ``scales``: zoom factors of extra views (1 is always included)."""
 
+    __test__ = False  # not a pytest test class despite its name
+
     flip: bool = False
     scales: tuple[float, ...] = DEFAULT_SCALES
     flip_order: list[int] | None = field(default=None)

@@ -29,14 +29,26 @@ def export_onnx(checkpoint: str | Path, out: str | Path, calibration: list[np.nd
     meta = read_checkpoint(checkpoint)[META_KEY]
     task, model = load_model(checkpoint)
     width, height = task.input_shape
+    model = model.float().eval()
+    refiner = getattr(model, "refiner", None)
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         raw_path = Path(tmp) / "model.onnx"
-        torch.onnx.export(model.float().eval(), torch.rand(1, 3, height, width), str(raw_path), input_names=["image"],
-                          output_names=["output"], dynamic_axes={"image": {0: "batch"}, "output": {0: "batch"}},
-                          opset_version=ONNX_OPSET, dynamo=False)
+        if refiner is None:
+            torch.onnx.export(model, torch.rand(1, 3, height, width), str(raw_path), input_names=["image"],
+                              output_names=["output"], dynamic_axes={"image": {0: "batch"}, "output": {0: "batch"}},
+                              opset_version=ONNX_OPSET, dynamo=False)
+        else:
+            # A second stage (landmark crop refiner) travels in the same graph as a second input/output pair.
+            crops = torch.rand(1, refiner.num_landmarks, 3, refiner.crop_size, refiner.crop_size)
+            torch.onnx.export(_TwoStage(model), (torch.rand(1, 3, height, width), crops), str(raw_path),
+                              input_names=["image", "crops"], output_names=["output", "refined"],
+                              dynamic_axes={"image": {0: "batch"}, "output": {0: "batch"},
+                                            "crops": {0: "crop_batch"}, "refined": {0: "crop_batch"}},
+                              opset_version=ONNX_OPSET, dynamo=False)
         if calibration is not None:
-            raw_path = _quantize_int8(raw_path, Path(tmp), calibration, (width, height), int(meta["meta"].get("pad_fill", 0)))
+            raw_path = _quantize_int8(raw_path, Path(tmp), calibration, (width, height), int(meta["meta"].get("pad_fill", 0)),
+                                      None if refiner is None else (refiner.num_landmarks, refiner.crop_size))
         graph = onnx.load(str(raw_path))
     entry = graph.metadata_props.add()
     entry.key, entry.value = META_KEY, json.dumps(meta)
@@ -45,7 +57,19 @@ def export_onnx(checkpoint: str | Path, out: str | Path, calibration: list[np.nd
     return out
 
 
-def _quantize_int8(fp32_path: Path, tmp: Path, images: list[np.ndarray], shape: tuple[int, int], fill: int) -> Path:
+class _TwoStage(torch.nn.Module):
+    """Whole-image pass and crop refiner side by side: (image, crops) -> (heatmap logits, crop points)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor, crops: torch.Tensor):
+        return self.model(image), self.model.refine(crops)
+
+
+def _quantize_int8(fp32_path: Path, tmp: Path, images: list[np.ndarray], shape: tuple[int, int], fill: int,
+                   crops: tuple[int, int] | None = None) -> Path:
     """onnxruntime static quantisation (QDQ, per-channel int8 weights, uint8 activations calibrated on ``images``)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -65,13 +89,27 @@ def _quantize_int8(fp32_path: Path, tmp: Path, images: list[np.ndarray], shape: 
                 return None
             image = self.pending.pop(0)
             boxed = Letterbox.fit(image.shape[1], image.shape[0], *shape).apply_image(image, fill)
-            return {"image": np.ascontiguousarray(boxed.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0}
+            feed = {"image": np.ascontiguousarray(boxed.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0}
+            if crops is not None:
+                feed["crops"] = _calibration_crops(image, *crops)
+            return feed
 
     prepared, quantised = tmp / "prepared.onnx", tmp / "int8.onnx"
     quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
     quantize_static(str(prepared), str(quantised), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     return quantised
+
+
+def _calibration_crops(image: np.ndarray, count: int, size: int) -> np.ndarray:
+    """Refiner calibration input: crops at ``count`` random places of the image, at native resolution (no
+    landmark predictions exist yet at export time; the activations' ranges are what matters)."""
+    from ..crops import image_tensor, sample_crops
+
+    rng = np.random.default_rng(0)
+    height, width = image.shape[:2]
+    centres = torch.from_numpy(rng.uniform([0, 0], [width, height], size=(count, 2)).astype(np.float32))
+    return sample_crops(image_tensor(image), centres, 1.0, size)[None].numpy()
 
 
 class OnnxForward:
@@ -89,14 +127,31 @@ class OnnxForward:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:
             raise InputError(path, f"onnxruntime cannot load this model ({exc})") from None
-        self.input_name = self.session.get_inputs()[0].name
+        inputs = self.session.get_inputs()
+        self.input_name = inputs[0].name
         meta = self.session.get_modelmeta().custom_metadata_map.get(META_KEY)
         if meta is None:
             raise InputError(path, "not a shapekit ONNX export (no task metadata inside)")
         self.meta = json.loads(meta)
+        # Two-stage exports (landmarks with the crop refiner) also take crops; each call feeds an empty batch
+        # to the stage it does not run.
+        self._crops = next((i for i in inputs if i.name == "crops"), None)
+        self._image_shape = [int(d) if isinstance(d, int) else 1 for d in inputs[0].shape]
+        if self._crops is None:
+            self.refine = None
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(images, dtype=np.float32)})[0]
+        feed = {self.input_name: np.ascontiguousarray(images, dtype=np.float32)}
+        if self._crops is not None:
+            feed["crops"] = np.zeros([0] + [int(d) for d in self._crops.shape[1:]], np.float32)
+            return self.session.run(["output"], feed)[0]
+        return self.session.run(None, feed)[0]
+
+    def refine(self, crops: np.ndarray) -> np.ndarray:
+        """Crops (B, N, 3, S, S) around coarse landmarks -> refined crop-pixel points (B, N, 2)."""
+        feed = {self.input_name: np.zeros([0] + self._image_shape[1:], np.float32),
+                "crops": np.ascontiguousarray(crops, dtype=np.float32)}
+        return self.session.run(["refined"], feed)[0]
 
 
 def load_predictor(model_path: str | Path, engine: str = "auto", task_name: str | None = None):

@@ -25,6 +25,7 @@ from ..models import create_model
 from ..plots import plot_mask_grid
 from ..progress import track
 from ..transforms import AugmentOptions, Letterbox, mask_augmenter
+from ..tta import TestTimeAugmentation
 from .base import ASSETS, Task, read_inputs, register_task
 
 
@@ -155,12 +156,15 @@ class SegmentTask(Task):
 
     # --- inference ------------------------------------------------------------------------------
     def infer_masks(self, model, images: list[np.ndarray], runtime: Runtime, batch_size: int = 8,
-                    forward: ForwardFn | None = None, confidence: list[float] | None = None) -> list[np.ndarray]:
+                    forward: ForwardFn | None = None, confidence: list[float] | None = None,
+                    tta: bool = False) -> list[np.ndarray]:
         """Label maps at each image's own resolution (uint8: 0/1 for binary, class ids otherwise).
 
-        With a ``confidence`` list, each image's mean probability of its chosen class is appended to it."""
+        With a ``confidence`` list, each image's mean probability of its chosen class is appended to it;
+        ``tta`` averages the logits over test-time augmentation views."""
         masks = []
-        for raw, boxes in letterboxed_batches(images, self.input_shape, model, runtime, batch_size, 0, forward):
+        for raw, boxes in letterboxed_batches(images, self.input_shape, model, runtime, batch_size, 0, forward,
+                                              self.test_time_augmentation() if tta else None):
             probs = torch.sigmoid(raw) if self.binary else torch.softmax(raw, 1)
             for prob, box, image in zip(probs.numpy(), boxes, images[len(masks):]):
                 height, width = image.shape[:2]
@@ -173,8 +177,13 @@ class SegmentTask(Task):
                     confidence.append(float(chosen.mean()))
         return masks
 
+    def test_time_augmentation(self) -> TestTimeAugmentation:
+        """Zooms, and a mirrored view when the model was trained with flips (masks have no left/right channels)."""
+        augment = self.options.augment
+        return TestTimeAugmentation(flip=augment.enabled and augment.hflip)
+
     def predict(self, model, inputs, out, runtime: Runtime | None = None, batch_size: int = 8, overlays: bool = True,
-                forward=None, console=None, fmt: str = "png", **_):
+                forward=None, console=None, fmt: str = "png", tta: bool = False, **_):
         from ..plots import cutout, mask_overlay
 
         if fmt not in self.output_formats:
@@ -182,7 +191,7 @@ class SegmentTask(Task):
         runtime = runtime or Runtime.create()
         out = Path(out)
         images, kept, failed = read_inputs(inputs, console)
-        masks = self.infer_masks(model, images, runtime, batch_size, forward)
+        masks = self.infer_masks(model, images, runtime, batch_size, forward, tta=tta)
         scale = 255 if self.binary else 1
         for path, image, mask in track(list(zip(kept, images, masks)), "writing masks"):
             target = out / "masks" / f"{path.stem}.png"
@@ -197,7 +206,7 @@ class SegmentTask(Task):
                 "images": [str(p) for p in kept], "coverage": coverage}
 
     def evaluate(self, model, data, runtime: Runtime | None = None, batch_size: int = 8, out_dir: Path | None = None,
-                 forward=None, **_):
+                 forward=None, tta: bool = False, **_):
         runtime = runtime or Runtime.create()
         dataset = load_mask_set(Path(data), self.meta.get("mode"))
         classes = None if self.binary else self.meta["num_classes"]
@@ -205,7 +214,7 @@ class SegmentTask(Task):
             raise ShapekitError(f"{data}: has {dataset.num_classes} classes, the model knows {self.meta['num_classes']}")
         images = [read_image(r.image_path) for r in track(dataset.records, "reading images")]
         truths = [read_mask(r.mask_path, dataset.mode, classes) for r in dataset.records]
-        preds = self.infer_masks(model, images, runtime, batch_size, forward)
+        preds = self.infer_masks(model, images, runtime, batch_size, forward, tta=tta)
         if self.binary:
             per_image = [binary_mask_scores(p, t) for p, t in zip(preds, truths)]
             report = summarize_segmentation(per_image)
@@ -239,14 +248,15 @@ class SegmentTask(Task):
     # --- web app --------------------------------------------------------------------------------
     web_kind = "mask"
 
-    def predict_image(self, model, image, runtime, forward: ForwardFn | None = None, **_):
+    def predict_image(self, model, image, runtime, forward: ForwardFn | None = None, tta: bool = False, **_):
         import base64
         import io
 
         from PIL import Image
 
         confidence: list[float] = []
-        mask = self.infer_masks(model, [image], runtime, batch_size=1, forward=forward, confidence=confidence)[0]
+        mask = self.infer_masks(model, [image], runtime, batch_size=1, forward=forward, confidence=confidence,
+                                tta=tta)[0]
         buffer = io.BytesIO()
         Image.fromarray(mask).save(buffer, format="PNG")
         classes = list(self.meta.get("class_names") or ["background", "object"])

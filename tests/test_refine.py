@@ -1,0 +1,175 @@
+"""Coarse-to-fine landmark refinement (crops of the original pixels) and test-time augmentation."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from shapekit.cli import main
+from shapekit.config import RunConfig
+from shapekit.crops import crop_to_image, image_tensor, image_to_crop, sample_crops
+from shapekit.engine import Runtime, load_model
+from shapekit.engine.checkpoint import save_model_checkpoint
+from shapekit.engine.onnx import export_onnx, load_predictor
+from shapekit.tasks.landmarks import LandmarkTask
+from shapekit.tta import TestTimeAugmentation, flip_permutation
+
+RUNTIME = Runtime.create("cpu", "32")
+
+
+def _task(num_landmarks=3, refine=True, head="heatmap", flip_pairs=(), size=64) -> LandmarkTask:
+    meta = {"landmark_names": [f"lm{k}" for k in range(num_landmarks)], "num_landmarks": num_landmarks,
+            "flip_pairs": [list(p) for p in flip_pairs], "y_origin": "top", "input_shape": [size, size],
+            "pad_fill": 0, "refine": {"crop": 32, "cells": 8.0, "head": head} if refine else None}
+    return LandmarkTask(RunConfig(input_size=size, encoder_weights="none", options={"refine_head": head}), meta)
+
+
+def _scramble_refiner(model: nn.Module, seed: int = 0) -> None:
+    """Large random head weights: a refiner that moves points as far as it can."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in model.refiner.head.parameters():
+            param.copy_(torch.randn(param.shape, generator=generator) * 300)
+
+
+def test_crop_sampling_and_targets_agree_with_rotation_and_zoom():
+    # One bright pixel; wherever image_to_crop says it is in the crop, the crop's brightest pixel must be.
+    image = np.zeros((90, 120, 3), np.uint8)
+    image[40, 70] = 255
+    tensor = image_tensor(image)
+    point = torch.tensor([[70.0, 40.0]])
+    for centre, step, angle in (([66.0, 43.0], 0.5, None), ([73.0, 37.0], 0.5, torch.tensor([0.6])),
+                                ([70.5, 41.0], 0.25, torch.tensor([-1.2]))):
+        centre = torch.tensor([centre])
+        crop = sample_crops(tensor, centre, step, 32, angle)[0, 0]
+        expected = image_to_crop(point, centre, step, 32, angle)[0]
+        peak = divmod(int(crop.argmax()), 32)
+        assert abs(peak[1] - float(expected[0])) <= 1.0 and abs(peak[0] - float(expected[1])) <= 1.0
+    # Unrotated: crop pixels -> original pixels is the exact inverse.
+    back = crop_to_image(image_to_crop(point, torch.tensor([[60.0, 50.0]]), 1.5, 32), torch.tensor([[60.0, 50.0]]),
+                         1.5, 32)
+    assert torch.allclose(back, point)
+
+
+@pytest.mark.parametrize("head", ["heatmap", "offset"])
+def test_refinement_never_leaves_its_crop(head):
+    task = _task(head=head)
+    model = task.build_model(pretrained=False).eval()
+    _scramble_refiner(model)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (120, 200, 3), dtype=np.uint8) for _ in range(2)]
+    letterboxes = np.array([[64 / 200, 64 / 200, 0, 12], [64 / 200, 64 / 200, 0, 12]])
+    centres = torch.from_numpy(rng.uniform([10, 10], [190, 110], (2, 3, 2)))
+    with torch.no_grad():
+        refined = task.refine_in_crops(model.refine, images, centres, letterboxes)
+    half = (task.crop_step(letterboxes) * 32 / 2)[:, None, None]
+    moved = (refined - centres.float()).abs()
+    assert (moved <= half + 1e-4).all()
+    assert moved.max() > 0.2 * half.max()  # the scrambled refiner really moves points (the bound is not vacuous)
+
+
+def test_landmark_at_the_image_border_refines_without_error():
+    task = _task()
+    model = task.build_model(pretrained=False).eval()
+    _scramble_refiner(model, 1)
+    image = np.full((100, 150, 3), 200, np.uint8)
+    letterbox = np.array([[64 / 150, 64 / 150, 0, 11]])
+    corners = torch.tensor([[[0.0, 0.0], [149.0, 99.0], [-0.5, 50.0]]])
+    with torch.no_grad():
+        refined = task.refine_in_crops(model.refine, [image], corners, letterbox)
+    assert torch.isfinite(refined).all()
+    half = float(task.crop_step(letterbox)[0]) * 32 / 2
+    assert ((refined - corners).abs() <= half + 1e-4).all()
+
+
+class HalfImageDetector(nn.Module):
+    """A stand-in for a model trained with flips: channel 0 fires on bright pixels in the left half of its
+    input, channel 1 in the right half (so channel 0 is 'the landmark on the left', whichever it is)."""
+
+    def forward(self, images):
+        intensity = nn.functional.avg_pool2d(images.mean(1, keepdim=True), 4)
+        width = intensity.shape[-1]
+        left = torch.zeros_like(intensity)
+        left[..., : width // 2] = 1
+        return torch.cat([intensity * left, intensity * (1 - left)], 1) * 40 - 20
+
+
+def _two_dots():
+    image = np.zeros((64, 64, 3), np.uint8)
+    truth = np.array([[17.5, 13.5], [45.5, 49.5]])  # left dot high, right dot low (not mirror images)
+    for x, y in truth:
+        image[int(y) - 1:int(y) + 3, int(x) - 1:int(x) + 3] = 255
+    return image, truth
+
+
+def test_tta_flip_swaps_left_right_landmarks():
+    image, truth = _two_dots()
+    task = _task(num_landmarks=2, refine=False, flip_pairs=[(0, 1)])
+    assert task.test_time_augmentation().flip
+    plain, _ = task.infer_images(HalfImageDetector(), [image], RUNTIME)
+    averaged, _ = task.infer_images(HalfImageDetector(), [image], RUNTIME, tta=True)
+    assert np.abs(plain[0] - truth).max() < 1.5
+    assert np.abs(averaged[0] - truth).max() < 1.5
+    # In the averaged maps, channel 0 holds only the left dot and channel 1 only the right one; without the
+    # swap the mirrored view would put each dot into the other channel (a logit near 0 instead of -20).
+    tensor = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    cells = [(int(y // 4), int(x // 4)) for x, y in truth]
+    for tta, expect_clean in ((task.test_time_augmentation(), True),
+                              (TestTimeAugmentation(flip=True, scales=(), flip_order=None), False)):
+        raw = tta(HalfImageDetector(), tensor)
+        foreign = max(float(raw[0, 0][cells[1]]), float(raw[0, 1][cells[0]]))
+        assert (foreign < -15) == expect_clean, foreign
+
+
+def test_tta_without_flip_pairs_uses_zooms_only_and_keeps_positions():
+    image, truth = _two_dots()
+    task = _task(num_landmarks=2, refine=False)
+    tta = task.test_time_augmentation()
+    assert not tta.flip and tta.views == [(False, 1.0), (False, 0.9), (False, 1.1)]
+    averaged, _ = task.infer_images(HalfImageDetector(), [image], RUNTIME, tta=True)
+    assert np.abs(averaged[0] - truth).max() < 1.5
+    assert flip_permutation(4, [(0, 3)]) == [3, 1, 2, 0]
+
+
+def test_onnx_export_carries_the_refiner(tmp_path):
+    task = _task(num_landmarks=3)
+    model = task.build_model(pretrained=False).eval()
+    _scramble_refiner(model, 2)
+    checkpoint = save_model_checkpoint(task, model, tmp_path / "refined.ckpt")
+    onnx_path = export_onnx(checkpoint, tmp_path / "refined.onnx")
+    onnx_task, _, forward = load_predictor(onnx_path)
+    assert forward.refine is not None
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 255, (90, 130, 3), dtype=np.uint8), rng.integers(0, 255, (70, 50, 3), dtype=np.uint8)]
+    loaded_task, loaded = load_model(checkpoint)
+    torch_points, _ = loaded_task.infer_images(loaded, images, RUNTIME)
+    coarse, _ = loaded_task.infer_images(loaded, images, RUNTIME, refine=False)
+    onnx_points, _ = onnx_task.infer_images(None, images, RUNTIME, forward=forward)
+    assert np.abs(torch_points - coarse).max() > 1.0  # refinement changed the points...
+    assert np.abs(torch_points - onnx_points).max() < 1e-2  # ...and the ONNX export does the same
+
+
+def test_training_with_and_without_refinement(tmp_path):
+    from shapekit.synthetic import make_landmark_dataset
+
+    data = make_landmark_dataset(tmp_path / "data", n_images=12, seed=4)
+    runs = {}
+    for refine in ("true", "false"):
+        out = tmp_path / f"run_{refine}"
+        main(["train", "--data", str(data), "--out", str(out), "--epochs", "1", "--input-size", "64",
+              "--batch-size", "4", "--opt", f"refine={refine}"])
+        runs[refine] = out
+    ckpt = torch.load(runs["true"] / "best.ckpt", weights_only=False)
+    assert any(k.startswith("model.refiner.") for k in ckpt["state_dict"])
+    header = (runs["true"] / "metrics.csv").read_text().splitlines()[0]
+    assert "val_coarse_error_pct" in header and "train_refine_loss" in header
+    plain = torch.load(runs["false"] / "best.ckpt", weights_only=False)
+    assert plain["shapekit"]["meta"]["refine"] is None
+    assert not any(".refiner." in k for k in plain["state_dict"])
+    # refine=false predicts through the CLI, with and without TTA.
+    for flag in ([], ["--tta"]):
+        out = tmp_path / f"eval{len(flag)}.json"
+        main(["evaluate", "--model", str(runs["false"] / "best.ckpt"), "--data", str(data), "--json", str(out), *flag])
+        assert json.loads(out.read_text())["n_images"] == 12
