@@ -165,7 +165,8 @@ def main() -> None:
         entries = [row for variant in args.variants for row in shapekit_runs(name, variant, train_dir, test_dir, args)]
         if not args.no_dlib:
             entries.append(dlib_run(train_dir, test_dir, args))
-        results[name] = {"n_train": n_train, "n_test": n_test, "methods": entries}
+        results[name] = {"n_train": n_train, "n_test": n_test, "minutes_per_model": args.minutes,
+                         "command": " ".join(["python"] + sys.argv), "methods": entries}
         for entry in entries:
             rows.append([name, entry["method"], n_train, n_test, entry["mean_px"], entry["median_px"], entry["p95_px"],
                          entry["mean_pct_long_side"], entry["median_pct_long_side"], entry["p95_pct_long_side"],

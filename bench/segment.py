@@ -2,7 +2,8 @@
 eager (fp32 and the default bf16 + channels-last) against onnxruntime (fp32, and int8 from static
 quantisation, whose IoU is measured too), at batch 1 and 8.
 
-    python bench/segment.py
+    python bench/segment.py              # everything, including the test-time augmentation rows
+    python bench/segment.py --tta-only   # only the TTA rows, added to the existing results file
 
 The CCP split (seed 0, 20 % test) is the one tools/ship_clothing_model.py trained with.
 Writes bench/results/segment.json.
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, WORK, console, print_table, save_results  # noqa: E402
+from _common import DATA, RESULTS, WORK, console, print_table, save_results  # noqa: E402
 
 from shapekit.engine import Runtime, load_model, read_checkpoint  # noqa: E402
 from shapekit.engine.onnx import OnnxForward, export_onnx  # noqa: E402
@@ -40,7 +41,32 @@ def images_per_second(run, batch: int, repeats: int = 8) -> float:
     return batch / float(np.median(times))
 
 
+def tta_rows(task, model, test_dir: Path) -> dict:
+    """IoU and end-to-end img/s (letterbox, network, resize back; batch 8, default precision) without and
+    with test-time augmentation (flip + zooms 0.9 / 1.1, averaged logits)."""
+    runtime = Runtime.create()
+    images = read_inputs(list_images([test_dir / "images"])[:32])[0]
+    rows = {}
+    for label, tta in (("no TTA", False), ("TTA (flip + zooms 0.9, 1.1)", True)):
+        report = task.evaluate(model, test_dir, runtime=runtime, tta=tta)
+        task.infer_masks(model, images[:8], runtime, tta=tta)  # warm-up
+        start = time.perf_counter()
+        task.infer_masks(model, images, runtime, batch_size=8, tta=tta)
+        rows[label] = {"iou_mean": report["iou_mean"], "iou_pooled": report["iou_pooled"],
+                       "dice_mean": report["dice_mean"], "img_per_s": len(images) / (time.perf_counter() - start)}
+    print_table("Test-time augmentation (shipped clothing model, unseen CCP images)",
+                ["inference", "IoU mean", "IoU pooled", "Dice mean", "img/s (batch 8, end to end)"],
+                [[k, v["iou_mean"], v["iou_pooled"], v["dice_mean"], v["img_per_s"]] for k, v in rows.items()])
+    return rows
+
+
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tta-only", action="store_true",
+                        help="measure only the TTA rows and add them to the existing results file")
+    args = parser.parse_args()
     os.environ.setdefault("SHAPEKIT_NO_PROGRESS", "1")
     model_path = SegmentTask.default_model
     if not model_path.is_file():
@@ -52,6 +78,13 @@ def main() -> None:
     trained_on = set(meta["meta"]["train_ids"]) | set(meta["meta"]["val_ids"])
     test_ids = {p.stem for p in (test_dir / "images").iterdir()}
     assert not trained_on & test_ids, "test images overlap the training images"
+    if args.tta_only:
+        import json
+
+        previous = json.loads((RESULTS / "segment.json").read_text())
+        kept = {k: v for k, v in previous.items() if k not in ("command", "date", "machine")}
+        save_results("segment", {**kept, "tta": tta_rows(task, model, test_dir)})
+        return
 
     accuracy = {}
     for label, precision in (("bf16 + channels_last (default)", "auto"), ("fp32", "32")):
@@ -92,7 +125,7 @@ def main() -> None:
                 [[k, v["batch_1"], v["batch_8"], v["batch_1"] / base["batch_1"], v["batch_8"] / base["batch_8"]]
                  for k, v in speed.items()])
     save_results("segment", {"model": str(model_path.name), "input": [width, height], "accuracy": accuracy,
-                             "throughput_img_per_s": speed})
+                             "throughput_img_per_s": speed, "tta": tta_rows(task, model, test_dir)})
 
 
 if __name__ == "__main__":

@@ -60,8 +60,9 @@ class CropRefiner(nn.Module):
             raise ValueError(f"unknown refine head {head!r}")
         self.register_buffer("identity", torch.eye(num_landmarks), persistent=False)
 
-    def forward(self, crops: torch.Tensor) -> torch.Tensor:
-        """Crops (B, N, 3, S, S) in [0, 1], crop n centred on landmark n -> positions (B, N, 2) in crop pixels."""
+    def forward(self, crops: torch.Tensor, with_maps: bool = False):
+        """Crops (B, N, 3, S, S) in [0, 1], crop n centred on landmark n -> positions (B, N, 2) in crop pixels
+        (and, with ``with_maps``, the heatmap head's probability maps (B, N, S/4, S/4), else None)."""
         batch, count, _, size, _ = crops.shape
         x = self.normalize(crops.reshape(batch * count, 3, size, size))
         f4 = self.stem4(x)
@@ -75,8 +76,11 @@ class CropRefiner(nn.Module):
             x_pos = (prob.sum(2) * self.cell_centres).sum(-1)
             y_pos = (prob.sum(3) * self.cell_centres).sum(-1)
             points = torch.stack([x_pos, y_pos], -1)
+            maps = prob
         else:
+            maps = None
             out = self.head(self.reduce(f8).flatten(1)).float().view(batch, count, count, 2)
             out = (out * self.identity[None, :, :, None]).sum(2)
             points = torch.tanh(out) * (size / 2) + (size - 1) / 2
-        return points.clamp(-0.5, size - 0.5)
+        points = points.clamp(-0.5, size - 0.5)
+        return (points, maps) if with_maps else points

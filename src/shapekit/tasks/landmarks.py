@@ -37,9 +37,9 @@ class HeatmapOptions(KeypointOptions):
     refine: bool = Field(True, description="second stage on original-pixel crops around each coarse landmark")
     refine_head: Literal["heatmap", "offset"] = Field(
         "heatmap", description="heatmap + soft-argmax (integral regression) or direct offset regression")
-    refine_crop: int = Field(64, ge=16, multiple_of=8, description="crop side, pixels fed to the refiner")
-    refine_cells: float = Field(8.0, gt=1, description="crop side in coarse heatmap cells (sets the crop's scale)")
-    refine_jitter: float = Field(1.0, ge=0, description="training crop-centre jitter, std in coarse heatmap cells")
+    refine_crop: int = Field(48, ge=16, multiple_of=8, description="crop side, pixels fed to the refiner")
+    refine_cells: float = Field(6.0, gt=1, description="crop side in coarse heatmap cells (sets the crop's scale)")
+    refine_jitter: float = Field(0.75, ge=0, description="training crop-centre jitter, std in coarse heatmap cells")
 
 
 @register_task
@@ -174,10 +174,21 @@ class LandmarkTask(KeypointTask):
         loss = self.compute_loss(model(batch["image"]), batch)
         if "crops" not in batch:
             return loss, {}
-        predicted = model.refine(batch["crops"]).float()
+        predicted, maps = model.refiner(batch["crops"], with_maps=True)
         valid = batch["crop_valid"].float()
+        size = self.refinement["crop"]
         # Integral regression: L1 on the soft-argmax position (in crop sizes, so it does not depend on S).
-        error = (predicted - batch["crop_points"]).abs().sum(-1) / self.refinement["crop"]
+        error = (predicted.float() - batch["crop_points"]).abs().sum(-1) / size
+        if maps is not None:
+            # Plus a small divergence from a Gaussian at the true position (as in DSNT): it makes the maps
+            # peaked, which the position loss alone converges to slowly on a few dozen images.
+            side = maps.shape[-1]
+            # sigma = radius / 3 = one map cell
+            target = render_targets(to_heatmap(batch["crop_points"].float(), size // side), batch["crop_valid"],
+                                    side, side, 3.0, "gaussian")
+            target = target / target.flatten(2).sum(-1).clamp_min(1e-6)[..., None, None]
+            divergence = (target * (target.clamp_min(1e-8).log() - maps.float().clamp_min(1e-8).log())).flatten(2).sum(-1)
+            error = error + 0.1 * divergence
         refine_loss = (error * valid).sum() / valid.sum().clamp_min(1)
         return loss + refine_loss, {"refine_loss": refine_loss.detach()}
 
