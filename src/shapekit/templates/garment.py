@@ -91,7 +91,7 @@ class GarmentProportions:
             armhole_depth = float(np.clip(2 * (length - drop - sleeve[1]) + drop, 0.12 * length, 0.6 * length))
             return cls(body_width=body_width, body_length=length, neck_width=neck_width,
                        shoulder_width=2 * half_shoulder, armhole_depth=armhole_depth, sleeve_length=0.0)
-        angle = float(np.clip(np.degrees(np.arctan2(-reach[1], max(reach[0], 1e-6))), 10.0, 75.0))
+        angle = float(np.clip(np.degrees(np.arctan2(-reach[1], max(reach[0], 1e-6))), 10.0, 80.0))
         sleeve_length = float(np.clip(np.linalg.norm(reach), 0.05 * length, 1.2 * length))
         return cls(body_width=body_width, body_length=length, neck_width=neck_width,
                    shoulder_width=base.shoulder_width, sleeve_length=sleeve_length, sleeve_angle=angle)
@@ -126,6 +126,11 @@ class GarmentTemplate:
     proportions: GarmentProportions | None = None
     source: str = "built-in garment"
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def sleeveless(self) -> bool:
+        """Sleeve landmarks on the body's sides (tank tops); unknown for users' templates (taken as sleeved)."""
+        return self.proportions is not None and self.proportions.sleeve_length == 0
 
     @property
     def panels(self) -> list[str]:
