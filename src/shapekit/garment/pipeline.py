@@ -190,3 +190,52 @@ def digitise(front: str | Path, back: str | Path | None, out: str | Path, models
     files["summary"] = write_json(out / "garment.json", summary)
     summary["files"]["summary"] = str(files["summary"])
     return summary
+
+
+BACK_SUFFIXES = ("_back", "-back")
+
+
+def garment_jobs(inputs: list[Path], each: bool = False) -> list[tuple[Path, Path | None]]:
+    """(front, back) photo pairs from the command line.
+
+    One or two image files: FRONT [BACK]. Folders, or ``each``: every image is the front of its own garment, and
+    an image named like it plus ``_back`` (or ``-back``) is that garment's back."""
+    from ..io.images import list_images
+
+    inputs = [Path(p) for p in inputs]
+    for path in inputs:
+        if not path.exists():
+            raise ShapekitError(f"{path}: no such file or folder")
+    if not each and all(p.is_file() for p in inputs):
+        if len(inputs) > 2:
+            raise ShapekitError(f"{len(inputs)} photos given: FRONT [BACK] takes two at most; add --each to make "
+                                "every photo its own garment (backs named NAME_back.jpg)")
+        return [(inputs[0], inputs[1] if len(inputs) == 2 else None)]
+    photos = list_images(inputs)
+    if not photos:
+        raise ShapekitError("no photos found (looked for .jpg .png .tif .bmp .webp)")
+    by_stem = {p.stem: p for p in photos}
+    backs = {by_stem[p.stem[:-len(s)]]: p for p in photos for s in BACK_SUFFIXES
+             if p.stem.endswith(s) and p.stem[:-len(s)] in by_stem}
+    return [(p, backs.get(p)) for p in photos if p not in backs.values()]
+
+
+def digitise_many(jobs: list[tuple[Path, Path | None]], out: str | Path, models: GarmentModels,
+                  template: GarmentTemplate | None = None, console=None, **options) -> tuple[list[dict], list[str]]:
+    """Several garments, one output folder each (``out/<front photo name>``; ``out`` itself for one garment).
+    A garment that fails is reported in one line and skipped. Returns (summaries, failures)."""
+    from ..progress import track
+
+    out = Path(out)
+    summaries, failures = [], []
+    for front, back in track(jobs, "digitising garments"):
+        target = out if len(jobs) == 1 else out / front.stem
+        try:
+            summaries.append(digitise(front, back, target, models, template, **options))
+        except ShapekitError as exc:
+            if len(jobs) == 1:
+                raise
+            failures.append(str(exc))
+            if console is not None:
+                console.print(f"[red]skipped[/] {exc}", markup=True, highlight=False)
+    return summaries, failures
