@@ -24,7 +24,7 @@ from ..plots import draw_landmarks
 from ..templates.garment import LANDMARK_NAMES, OUTLINE_ORDER, GarmentProportions, GarmentTemplate, build_garment
 from . import DEFAULT_LANDMARK_MODEL, DEFAULT_SEGMENT_MODEL
 from .mask import outer_contour, refine_mask
-from .render import beside, render_front
+from .render import beside, render_glb_front
 from .warp import correspondences, coverage, fill_nearest, fit_tps, sample_segments, warp_panel
 
 MIN_CONFIDENCE = 0.3  # lowest heatmap peak accepted for any landmark
@@ -169,13 +169,14 @@ def digitise(front: str | Path, back: str | Path | None, out: str | Path, models
             back_source = "none (the template has no back panel)"
             if back_photo is not None:
                 notes.append("the template has no back panel: the back photo was not used")
-    render = render_front(template.vertices, template.faces, template.face_uvs, texture, render_size)
 
     written = [out / "garment.obj", out / "garment.mtl", out / "garment.png", out / "garment.glb"]
     if any(p.resolve() == q.resolve() for p in inputs for q in written if q.exists()):
         raise ShapekitError(f"{out}: refusing to overwrite an input photo")
     files = save_textured_mesh(out, "garment", template.vertices, template.faces, template.face_uvs, texture)
-    files["render"] = save_image(out / "render_front.png", beside(front_photo.image, render))
+    # Rendered from the GLB as written, so the picture shows what a viewer loads.
+    files["render"] = save_image(out / "render_front.png",
+                                 beside(front_photo.image, render_glb_front(files["glb"], render_size)))
     files["mask"] = save_image(out / "mask.png", front_photo.mask.astype(np.uint8) * 255)
     files["landmarks"] = save_image(out / "landmarks.png", draw_landmarks(front_photo.image, front_photo.landmarks))
     summary = {

@@ -38,3 +38,15 @@ def beside(photo: np.ndarray, render: np.ndarray, gap: int = 8) -> np.ndarray:
     height = render.shape[0]
     scaled = cv2.resize(photo, (round(photo.shape[1] * height / photo.shape[0]), height), interpolation=cv2.INTER_AREA)
     return np.concatenate([scaled, np.full((height, gap, 3), 255, np.uint8), render], axis=1)
+
+
+def render_glb_front(path, size: int = 384) -> np.ndarray:
+    """Front render of a textured GLB file as written (what a viewer would load)."""
+    from ..io.meshes import load_mesh
+
+    mesh = load_mesh(path, allow_nonmanifold=True)
+    if mesh.uv is None or mesh.texture is None:
+        raise ValueError(f"{path}: no UV texture to render")
+    uv = mesh.uv.copy()
+    uv[:, 1] = 1 - uv[:, 1]  # glTF v up -> image rows
+    return render_front(mesh.vertices, mesh.faces, uv[mesh.faces], mesh.texture, size)
