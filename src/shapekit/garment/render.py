@@ -25,10 +25,10 @@ def render_front(vertices: np.ndarray, faces: np.ndarray, face_uvs: np.ndarray, 
     cameras = PerspectiveCameras(look_at(eye, torch.tensor(centre, dtype=torch.float32)[None]), yfov, size,
                                  znear=0.1 * distance, zfar=10 * distance)
     # Nearly hard edges: this is a picture, not a gradient for training.
-    renderer = MeshRenderer(RasterSettings(image_size=size, sigma=1e-3, gamma=1e-4, background=background))
+    renderer = MeshRenderer(RasterSettings(image_size=size, sigma=0.1, gamma=1e-4, background=background))
     with torch.no_grad():
         image, _ = renderer.render(torch.tensor(vertices, dtype=torch.float32)[None], torch.tensor(faces).long(),
-                                   cameras, texture=torch.from_numpy(texture).float()[None] / 255.0,
+                                   cameras, texture=torch.tensor(np.asarray(texture), dtype=torch.float32)[None] / 255.0,
                                    face_uvs=torch.tensor(face_uvs, dtype=torch.float32), shade=True, wrap_u=False)
     return (image[0].clamp(0, 1).numpy() * 255).round().astype(np.uint8)
 
