@@ -189,3 +189,14 @@ def test_no_garment_and_low_confidence_write_nothing(tmp_path, models, heldout_p
     assert not (tmp_path / "strict").exists()
     with pytest.raises((NoGarmentError, LowConfidenceError)):
         digitise(wall, None, tmp_path / "wall-2", models)
+
+
+def test_user_template_is_textured(tmp_path, models, heldout_photos):
+    exported = build_garment(GarmentProportions(sleeve_length=0.0, shoulder_width=0.3)).export(tmp_path / "tpl")
+    main(["garment", str(heldout_photos[0]), "--template", str(exported["obj"]), "--out", str(tmp_path / "out")])
+    summary = json.loads((tmp_path / "out" / "garment.json").read_text())
+    assert summary["template"] == str(exported["obj"]) and summary["coverage_pct"] > 80
+    texture = cv2.imread(str(tmp_path / "out" / "garment.png"))
+    assert texture.shape[:2] == (1024, 1024)
+    assert len(load_mesh(tmp_path / "out" / "garment.glb", allow_nonmanifold=True).faces) == len(
+        load_mesh(exported["obj"], allow_nonmanifold=True).faces)
