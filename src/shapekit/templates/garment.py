@@ -125,12 +125,8 @@ class GarmentTemplate:
     texture_size: tuple[int, int] = (1024, 512)  # width, height
     proportions: GarmentProportions | None = None
     source: str = "built-in garment"
+    sleeveless: bool = False  # sleeve landmarks on the body's sides (tank tops): the warp then also matches the sides
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def sleeveless(self) -> bool:
-        """Sleeve landmarks on the body's sides (tank tops); unknown for users' templates (taken as sleeved)."""
-        return self.proportions is not None and self.proportions.sleeve_length == 0
 
     @property
     def panels(self) -> list[str]:
@@ -151,6 +147,7 @@ class GarmentTemplate:
         def flip(points):
             return [[round(float(u), 6), round(float(1 - v), 6)] for u, v in points]
         return {"uv_convention": "v up (as in OBJ/glTF files)", "landmark_names": list(LANDMARK_NAMES),
+                "sleeveless": self.sleeveless,
                 "panels": {p: {"landmarks": dict(zip(LANDMARK_NAMES, flip(self.landmarks[p]))),
                                "outline": flip(self.outlines[p])} for p in self.panels},
                 **({"proportions": asdict(self.proportions)} if self.proportions else {})}
@@ -296,14 +293,16 @@ def build_garment(proportions: GarmentProportions | None = None, spacing: float 
         outlines[panel] = to_uv(outline, k)
         landmarks[panel] = outlines[panel][outline_landmarks]
         indices[panel] = outline_landmarks
-    return GarmentTemplate(vertices, faces, face_uvs, landmarks, outlines, indices, texture_size, p)
+    return GarmentTemplate(vertices, faces, face_uvs, landmarks, outlines, indices, texture_size, p,
+                           sleeveless=p.sleeve_length == 0)
 
 
 def load_garment_template(mesh_path: str | Path, json_path: str | Path | None = None,
                           texture_size: tuple[int, int] = (1024, 1024)) -> GarmentTemplate:
     """A user's template: a mesh with UVs and a JSON of UV landmark positions per panel (``front`` required,
     ``back`` optional), v up as in the mesh file; an optional ``outline`` per panel (a closed polyline through
-    the landmarks), else the polygon through the landmarks in outline order is used. ``json_path`` defaults to
+    the landmarks), else the polygon through the landmarks in outline order is used; ``"sleeveless": true`` for
+    templates whose sleeve landmarks sit at the armholes. ``json_path`` defaults to
     the mesh path with a .json suffix."""
     from ..io.meshes import load_mesh
 
@@ -353,4 +352,4 @@ def load_garment_template(mesh_path: str | Path, json_path: str | Path | None = 
     uv = mesh.uv.copy()
     uv[:, 1] = 1 - uv[:, 1]
     return GarmentTemplate(mesh.vertices, mesh.faces, uv[mesh.faces], landmarks, outlines, indices, texture_size,
-                           None, str(mesh_path))
+                           None, str(mesh_path), sleeveless=bool(spec.get("sleeveless", False)))
