@@ -105,6 +105,8 @@ def evaluate(
     opt: Optional[List[str]] = typer.Option(None, "--opt", help="with --rounds: task option key=value"),
     engine: str = typer.Option("auto", help="torch | onnx (onnxruntime)"),
     batch_size: int = typer.Option(8),
+    detect: Optional[str] = typer.Option(None, help="landmarks3d: crop faces with this detector (mtcnn | dlib) "
+                                                    "instead of the box around the true landmarks"),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     precision: str = typer.Option("auto", help=PRECISION_HELP),
 ):
@@ -116,7 +118,8 @@ def evaluate(
     else:
         task_obj, net, forward = _predictor(model, task, engine)
         report = task_obj.evaluate(net, data, runtime=_runtime(device, precision), batch_size=batch_size,
-                                   normalisation=normalisation, out_dir=out, forward=forward)
+                                   normalisation=normalisation, out_dir=out, forward=forward,
+                                   **({"detect": detect} if detect else {}))
         report = {k: v for k, v in report.items() if not k.startswith("_")}
         report["model"] = str(model or "shipped")
         task_obj.print_report(report, console)
@@ -191,6 +194,8 @@ def predict(
     overlays: bool = typer.Option(True, help="write overlay PNGs"),
     engine: str = typer.Option("auto", help="torch | onnx (onnxruntime)"),
     batch_size: int = typer.Option(8),
+    detector: str = typer.Option("mtcnn", help="landmarks3d: face detector, mtcnn | dlib"),
+    box: Optional[str] = typer.Option(None, help="landmarks3d: the face box x0,y0,x1,y1 in pixels (no detector)"),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     precision: str = typer.Option("auto", help=PRECISION_HELP),
 ):
@@ -198,8 +203,9 @@ def predict(
     task_obj, net, forward = _predictor(model, task, engine)
     result = task_obj.predict(net, inputs, out, fmt=fmt or task_obj.output_formats[0],
                               runtime=_runtime(device, precision), batch_size=batch_size, overlays=overlays,
-                              y_origin=y_origin, console=console, forward=forward)
-    console.print(f"{result['n_images']} images -> {result['file']}")
+                              y_origin=y_origin, console=console, forward=forward, detector=detector, box=box)
+    faces = f", {result['n_faces']} faces" if "n_faces" in result else ""
+    console.print(f"{result['n_images']} images{faces} -> {result['file']}")
     if result["failed"]:
         err_console.print(f"{len(result['failed'])} images could not be read (listed above)")
         raise typer.Exit(1)
