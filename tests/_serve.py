@@ -64,7 +64,7 @@ def photo(path: Path) -> Path:
 
 
 class FakeLandmarks3D:
-    """Stands in for a landmarks3d task (built in another branch): a fixed result of that kind."""
+    """A landmarks3d-kind task with a fixed, instant result (for API tests that need control over timing)."""
 
     name = "fake3d"
     web_kind = "landmarks3d"

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from _serve import (ARTIFACTS, FakeLandmarks3D, browser_page, canvas_pixel, live_server, make_workspace, photo,
+from _serve import (ARTIFACTS, browser_page, canvas_pixel, live_server, make_workspace, photo,
                     random_mesh_checkpoint)
 from shapekit.io import tps
 from shapekit.serve import create_app
@@ -27,7 +27,6 @@ def site(tmp_path_factory, trained_run):
     root = make_workspace(tmp_path_factory.mktemp("web") / "ws", trained_run / "best.ckpt")
     random_mesh_checkpoint(root / "models" / "mesh.ckpt")
     app = create_app(root)
-    app.state.models.register("test:landmarks3d", FakeLandmarks3D(), None)
     with live_server(app) as base:
         yield base, root
 
@@ -193,11 +192,16 @@ def test_3d_views_for_a_mesh_and_for_3d_landmarks(site, tmp_path):
         assert page.evaluate(coloured) > 0.05  # the mesh covers part of the view
         page.screenshot(path=str(ARTIFACTS / "mesh-3d.png"))
 
-        page.select_option("#model", "test:landmarks3d")
+        # The shipped face model finds the astronaut's face (left half, upper part of the photo).
+        page.select_option("#model", "shipped:landmarks3d")
         page.click("#predict")
-        page.wait_for_function("window.shapekit.viewer() && window.shapekit.viewer().kind === 'landmarks3d'")
+        page.wait_for_function("window.shapekit.viewer() && window.shapekit.viewer().kind === 'landmarks3d'",
+                               timeout=60000)
         result = page.evaluate("window.shapekit.currentItem().prediction")
-        assert page.evaluate("window.shapekit.viewer().points") == len(result["instances"][0]["points"]) == 12
+        assert len(result["instances"]) == 1, result["message"]
+        assert page.evaluate("window.shapekit.viewer().points") == len(result["instances"][0]["points"]) == 68
+        x0, y0, x1, y1 = result["instances"][0]["box"]
+        assert 100 < (x0 + x1) / 2 < 300 and 40 < (y0 + y1) / 2 < 220, result["instances"][0]["box"]
         assert page.evaluate(coloured) > 0.0005
         # The 2D overlay draws each 3D landmark at its x, y on the photo (blue-ish dots), and the box.
         for point in result["instances"][0]["points"][:4]:

@@ -108,6 +108,8 @@ def evaluate(
     engine: str = typer.Option("auto", help="torch | onnx (onnxruntime)"),
     tta: bool = typer.Option(False, "--tta", help=TTA_HELP),
     batch_size: int = typer.Option(8),
+    detect: Optional[str] = typer.Option(None, help="landmarks3d: crop faces with this detector (mtcnn | dlib) "
+                                                    "instead of the box around the true landmarks"),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     precision: str = typer.Option("auto", help=PRECISION_HELP),
 ):
@@ -121,7 +123,8 @@ def evaluate(
         if tta:
             task_obj.test_time_augmentation()  # a one-line error for tasks without TTA
         report = task_obj.evaluate(net, data, runtime=_runtime(device, precision), batch_size=batch_size,
-                                   normalisation=normalisation, out_dir=out, forward=forward, tta=tta)
+                                   normalisation=normalisation, out_dir=out, forward=forward, tta=tta,
+                                   **({"detect": detect} if detect else {}))
         report = {k: v for k, v in report.items() if not k.startswith("_")}
         report["model"] = str(model or "shipped")
         task_obj.print_report(report, console)
@@ -197,6 +200,8 @@ def predict(
     engine: str = typer.Option("auto", help="torch | onnx (onnxruntime)"),
     tta: bool = typer.Option(False, "--tta", help=TTA_HELP),
     batch_size: int = typer.Option(8),
+    detector: str = typer.Option("mtcnn", help="landmarks3d: face detector, mtcnn | dlib"),
+    box: Optional[str] = typer.Option(None, help="landmarks3d: the face box x0,y0,x1,y1 in pixels (no detector)"),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     precision: str = typer.Option("auto", help=PRECISION_HELP),
 ):
@@ -206,8 +211,10 @@ def predict(
         task_obj.test_time_augmentation()  # a one-line error for tasks without TTA
     result = task_obj.predict(net, inputs, out, fmt=fmt or task_obj.output_formats[0],
                               runtime=_runtime(device, precision), batch_size=batch_size, overlays=overlays,
-                              y_origin=y_origin, console=console, forward=forward, tta=tta)
-    console.print(f"{result['n_images']} images -> {result['file']}")
+                              y_origin=y_origin, console=console, forward=forward, tta=tta, detector=detector,
+                              box=box)
+    faces = f", {result['n_faces']} faces" if "n_faces" in result else ""
+    console.print(f"{result['n_images']} images{faces} -> {result['file']}")
     if result["failed"]:
         err_console.print(f"{len(result['failed'])} images could not be read (listed above)")
         raise typer.Exit(1)
@@ -297,6 +304,68 @@ def serve(
                   f"(workspace {root.resolve()}; Ctrl-C stops it)")
     run(root, host, port, max_upload_mb=max_upload_mb, max_megapixels=max_megapixels, device=device,
         precision=precision)
+
+
+@app.command()
+def garment(
+    photos: List[Path] = typer.Argument(..., help="FRONT [BACK] photo of one garment; or, with --each or folders, "
+                                                  "one garment per photo (backs named NAME_back.jpg)"),
+    out: Path = typer.Option(..., help="output folder (one subfolder per garment when there are several)"),
+    each: bool = typer.Option(False, help="every photo is the front of its own garment"),
+    template: Optional[Path] = typer.Option(None, help="your template mesh with UVs (a JSON of UV landmarks beside "
+                                                       "it, same name; see `shapekit garment-template`); default: the "
+                                                       "built-in garment fitted to the photo's proportions"),
+    template_landmarks: Optional[Path] = typer.Option(None, help="the template's landmark JSON, if not beside it"),
+    landmark_model: Optional[Path] = typer.Option(None, help="garment landmark checkpoint (default: the shipped one)"),
+    segment_model: Optional[Path] = typer.Option(None, help="segment checkpoint (default: the shipped clothing model)"),
+    min_confidence: float = typer.Option(0.3, help="refuse photos whose weakest landmark peak is below this"),
+    render_size: int = typer.Option(384, help="pixels of the front render"),
+):
+    """Photo(s) of a garment -> UV texture, textured OBJ/MTL and GLB of a template garment, front render."""
+    from .garment.pipeline import GarmentModels, digitise_many, garment_jobs
+    from .templates.garment import load_garment_template
+
+    jobs = garment_jobs(photos, each)
+    user_template = load_garment_template(template, template_landmarks) if template is not None else None
+    models = GarmentModels.load(landmark_model, segment_model)
+    summaries, failures = digitise_many(jobs, out, models, user_template, console=console,
+                                        min_confidence=min_confidence, render_size=render_size)
+    for summary in summaries:
+        note = f" ({'; '.join(summary['notes'])})" if summary["notes"] else ""
+        console.print(f"{summary['front']} -> {Path(summary['files']['glb']).parent}: coverage "
+                      f"{summary['coverage_pct']:.1f} %, back {summary['back_texture']}{note}")
+    if failures:
+        err_console.print(f"{len(failures)} of {len(jobs)} garments failed (listed above)")
+        raise typer.Exit(1)
+
+
+@app.command("garment-template")
+def garment_template(
+    out: Path = typer.Option(..., help="output folder: garment-template.obj/.mtl/.png/.glb/.json and a front render"),
+    body_width: float = typer.Option(0.50, help="across the hem, metres"),
+    body_length: float = typer.Option(0.70, help="collar points to hem"),
+    shoulder_width: float = typer.Option(0.46, help="between the shoulder points"),
+    neck_width: float = typer.Option(0.18, help="between the collar points"),
+    neck_depth: float = typer.Option(0.05, help="front neckline dip"),
+    armhole_depth: float = typer.Option(0.22, help="shoulder point to armpit"),
+    sleeve_length: float = typer.Option(0.20, help="armhole to cuff; 0 = sleeveless"),
+    sleeve_width: float = typer.Option(0.16, help="across the cuff"),
+    sleeve_angle: float = typer.Option(40.0, help="degrees below the horizontal (0-80)"),
+):
+    """Export the built-in parametric garment (chequered panels, landmarks marked) for viewing or editing."""
+    from .garment.render import render_front
+    from .io.atomic import save_image
+    from .templates.garment import GarmentProportions, build_garment
+
+    proportions = GarmentProportions(body_width=body_width, body_length=body_length, shoulder_width=shoulder_width,
+                                     neck_width=neck_width, neck_depth=neck_depth, armhole_depth=armhole_depth,
+                                     sleeve_length=sleeve_length, sleeve_width=sleeve_width, sleeve_angle=sleeve_angle)
+    built = build_garment(proportions)
+    texture = built.chequer()
+    paths = built.export(out, texture=texture)
+    save_image(Path(out) / "garment-template-front.png",
+               render_front(built.vertices, built.faces, built.face_uvs, texture))
+    console.print(f"garment template -> {paths['obj']} (+ .mtl .png .glb .json, front render)")
 
 
 @app.command()

@@ -54,6 +54,7 @@ def run_demo(out: Path = Path("shapekit-demo"), minutes: float = 1.0, console=No
 
     overlays = sorted((out / "predictions" / "overlays").glob("*.png"))[:3]
     clothing = _clothing_demo(out, runtime, say)
+    faces = _face3d_demo(out, runtime, say)
     lines = [
         "# shapekit demo report", "",
         f"Procedural specimens ({len(task.meta['train_ids'])} training + {len(task.meta['val_ids'])} validation, "
@@ -74,26 +75,58 @@ def run_demo(out: Path = Path("shapekit-demo"), minutes: float = 1.0, console=No
         f"- model: `run/best.ckpt` (try `shapekit predict --model {run / 'best.ckpt'} IMAGES --out DIR`)",
         f"- predictions: `{Path(prediction['file']).relative_to(out)}` (tpsDig convention) and overlays:",
         *[f"  ![{p.stem}]({p.relative_to(out)})" for p in overlays],
-        "", *clothing,
+        "", *clothing, "", *faces,
     ]
     return write_text(out / "report.md", "\n".join(lines) + "\n")
 
 
-def _clothing_demo(out: Path, runtime: Runtime, say) -> list[str]:
-    """Run the shipped clothing segmentation model on scikit-image's astronaut photo."""
+def _astronaut_with_shipped(task_cls, folder: Path, runtime: Runtime, title: str, say, step: str):
+    """Run a task's shipped model on scikit-image's astronaut photo: (predict result, None), or (None, report
+    lines saying the model is missing)."""
     from skimage import data
 
     from .io.atomic import save_image
+
+    say(step)
+    if not task_cls.default_model.is_file():
+        return None, [f"## {title}", "", "The shipped model is missing from this installation."]
+    photo = save_image(folder / "astronaut.png", data.astronaut())
+    task, model = load_model(task_cls.default_model)
+    return task.predict(model, [photo], folder, runtime=runtime), None
+
+
+def _clothing_demo(out: Path, runtime: Runtime, say) -> list[str]:
+    """Run the shipped clothing segmentation model on scikit-image's astronaut photo."""
     from .tasks.segment import SegmentTask
 
-    say("[5/5] segmenting clothing in skimage's astronaut photo with the shipped model")
-    if not SegmentTask.default_model.is_file():
-        return ["## Clothing segmentation", "", "The shipped clothing model is missing from this installation."]
-    photo = save_image(out / "clothing" / "astronaut.png", data.astronaut())
-    task, model = load_model(SegmentTask.default_model)
-    result = task.predict(model, [photo], out / "clothing", runtime=runtime)
+    result, missing = _astronaut_with_shipped(SegmentTask, out / "clothing", runtime, "Clothing segmentation", say,
+                                              "[5/6] segmenting clothing in skimage's astronaut photo with the "
+                                              "shipped model")
+    if missing:
+        return missing
     coverage = result["coverage"][0]
     return ["## Clothing segmentation (shipped model)", "",
             f"`skimage.data.astronaut()`: {coverage * 100:.1f} % of the pixels labelled as clothing.", "",
             "![photo](clothing/astronaut.png) ![mask](clothing/masks/astronaut.png) "
             "![overlay](clothing/overlays/astronaut.png) ![cut-out](clothing/cutouts/astronaut.png)"]
+
+
+def _face3d_demo(out: Path, runtime: Runtime, say) -> list[str]:
+    """3D face landmarks on scikit-image's astronaut photo with the shipped landmarks3d model."""
+    from .tasks.landmarks3d import Landmarks3DTask
+
+    result, missing = _astronaut_with_shipped(Landmarks3DTask, out / "faces3d", runtime, "3D face landmarks", say,
+                                              "[6/6] 3D face landmarks on skimage's astronaut photo with the "
+                                              "shipped model")
+    if missing:
+        return missing
+    faces = result["faces"][0]
+    if not faces:
+        return ["## 3D face landmarks (shipped model)", "", "No face was found in the astronaut photo."]
+    points = faces[0]["points"]
+    nose, jaw_ends = points[30, 2], (points[0, 2] + points[16, 2]) / 2
+    return ["## 3D face landmarks (shipped model)", "",
+            f"`skimage.data.astronaut()`: {len(faces)} face found by MTCNN; 68 landmarks with relative depth "
+            f"(the nose tip is {nose - jaw_ends:.1f} px in front of the jaw ends). Files: "
+            "`faces3d/landmarks3d.json`, `faces3d/landmarks3d.csv`, `faces3d/ply/astronaut_face0.ply`.", "",
+            "![overlay](faces3d/overlays/astronaut.png) ![3D view](faces3d/views3d/astronaut_face0.png)"]

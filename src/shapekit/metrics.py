@@ -138,3 +138,108 @@ def summarize_segmentation(per_image: list[dict[str, float]], confusion: np.ndar
                                     for name, v in zip(class_names or range(len(tp)), per_class)}
         summary["pixel_accuracy_pooled"] = float(tp.sum() / max(1, confusion.sum()))
     return summary
+
+
+# --- 3D face landmarks (AFLW2000-3D / 3DFAW conventions) ----------------------------------------------
+
+YAW_BINS = ((0.0, 30.0), (30.0, 60.0), (60.0, 90.0))
+
+
+def box_size(true_xy: np.ndarray) -> np.ndarray:
+    """sqrt(w * h) of each image's ground-truth landmark box (M,): the AFLW2000-3D NME normaliser."""
+    true_xy = np.asarray(true_xy, float)[..., :2]
+    span = np.nanmax(true_xy, axis=1) - np.nanmin(true_xy, axis=1)
+    return np.sqrt(span[:, 0] * span[:, 1])
+
+
+def centre_depth(points: np.ndarray) -> np.ndarray:
+    """(M, N, 3) points with each face's mean z removed: only relative depth is defined."""
+    points = np.array(points, float, copy=True)
+    points[..., 2] -= np.nanmean(points[..., 2], axis=1, keepdims=True)
+    return points
+
+
+def nme_per_image(pred: np.ndarray, true: np.ndarray, norm: np.ndarray) -> np.ndarray:
+    """Mean 2D point-to-point error of each image divided by its normaliser (M,), a fraction."""
+    errors = np.linalg.norm(np.asarray(pred, float)[..., :2] - np.asarray(true, float)[..., :2], axis=-1)
+    return np.nanmean(errors, axis=1) / np.asarray(norm, float)
+
+
+def by_yaw(values: np.ndarray, yaw: np.ndarray, bins=YAW_BINS) -> dict[str, dict]:
+    """Mean of per-image values in |yaw| bins; images without a yaw (NaN) fall in no bin."""
+    values, yaw = np.asarray(values, float), np.abs(np.asarray(yaw, float))
+    out = {}
+    for low, high in bins:
+        inside = (yaw >= low) & ((yaw < high) | ((high == bins[-1][1]) & (yaw <= high)))
+        out[f"{low:g}-{high:g}"] = {"n": int(inside.sum()),
+                                    "value": float(np.mean(values[inside])) if inside.any() else None}
+    return out
+
+
+def inter_ocular(true: np.ndarray, corners: tuple[int, int] = (36, 45)) -> np.ndarray:
+    """Distance between the outer eye corners (M,), in 3D when z is given (it stays large on profiles)."""
+    true = np.asarray(true, float)
+    return np.linalg.norm(true[:, corners[0]] - true[:, corners[1]], axis=-1)
+
+
+def guarded_normaliser(true: np.ndarray, min_fraction: float = 0.1) -> np.ndarray:
+    """Inter-ocular distance, NaN where it is under ``min_fraction`` of the box size (profile views in 2D):
+    dividing by a few pixels would make one image dominate the mean."""
+    iod = inter_ocular(true)
+    return np.where(iod >= min_fraction * box_size(true), iod, np.nan)
+
+
+def similarity_align(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``source`` (N, D) moved onto ``target`` by the least-squares similarity (rotation, scale, shift;
+    Umeyama 1991); rows with NaN are ignored for the fit."""
+    source, target = np.asarray(source, float), np.asarray(target, float)
+    ok = np.isfinite(source).all(1) & np.isfinite(target).all(1)
+    src, dst = source[ok], target[ok]
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    a, b = src - mu_s, dst - mu_d
+    u, sigma, vt = np.linalg.svd(b.T @ a / len(src))
+    sign = np.eye(src.shape[1])
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[-1, -1] = -1.0  # a reflection is not a pose change
+    rotation = u @ sign @ vt
+    variance = (a ** 2).sum() / len(src)
+    scale = float(np.trace(np.diag(sigma) @ sign) / variance) if variance > 0 else 1.0
+    return (source - mu_s) @ rotation.T * scale + mu_d
+
+
+def gte(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """3DFAW Ground Truth Error per image: mean point-to-point error (3D when z is given, relative depth)
+    over the guarded inter-ocular distance; NaN where that distance is unusable."""
+    pred, true = _relative(pred), _relative(true)
+    errors = np.linalg.norm(pred - true, axis=-1)
+    return np.nanmean(errors, axis=1) / guarded_normaliser(true)
+
+
+def cvgtce(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """3DFAW Cross-View Ground Truth Consistency Error per image: the error left after aligning the
+    prediction to the truth by a similarity transform, over the guarded inter-ocular distance."""
+    pred, true = _relative(pred), _relative(true)
+    aligned = np.stack([similarity_align(p, t) for p, t in zip(pred, true)])
+    return np.nanmean(np.linalg.norm(aligned - true, axis=-1), axis=1) / guarded_normaliser(true)
+
+
+def axis_errors(pred: np.ndarray, true: np.ndarray, norm: np.ndarray) -> dict[str, np.ndarray]:
+    """Mean absolute error along x, y (and z, relative depth) per image, over the normaliser (fractions)."""
+    pred, true = _relative(pred), _relative(true)
+    axes = "xyz"[:min(pred.shape[-1], true.shape[-1])]
+    return {axis: np.nanmean(np.abs(pred[..., k] - true[..., k]), axis=1) / np.asarray(norm, float)
+            for k, axis in enumerate(axes)}
+
+
+def ced_curve(values: np.ndarray, limit: float = 0.2, steps: int = 81) -> dict[str, list[float]]:
+    """Cumulative error distribution of per-image errors (fractions), in plot_ced's format."""
+    values = np.asarray(values, float)
+    values = values[np.isfinite(values)]
+    grid = np.linspace(0, limit, steps)
+    return {"normalised_error": grid.tolist(),
+            "fraction": [float(np.mean(values <= x)) for x in grid] if values.size else []}
+
+
+def _relative(points: np.ndarray) -> np.ndarray:
+    points = np.asarray(points, float)
+    return centre_depth(points) if points.shape[-1] == 3 else points

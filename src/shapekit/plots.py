@@ -221,3 +221,35 @@ def plot_mesh_predictions(inputs, strips, titles, path: Path) -> Path:
         for ax in axes[k]:
             ax.set_axis_off()
     return save_figure(fig, path)
+
+
+# Polylines of the 68-point face scheme (jaw, brows, nose, eyes, lips), for drawing a 3D face.
+IBUG68_CURVES = (list(range(0, 17)), list(range(17, 22)), list(range(22, 27)), list(range(27, 31)),
+                 list(range(31, 36)), list(range(36, 42)) + [36], list(range(42, 48)) + [42],
+                 list(range(48, 60)) + [48], list(range(60, 68)) + [60])
+
+
+def plot_landmarks_3d(points: np.ndarray, path: Path, title: str = "") -> Path:
+    """Front and side views of 3D face landmarks (x right, y down, z towards the camera)."""
+    points = np.asarray(points, float)
+    fig = plt.figure(figsize=(9, 4.5))
+    curves = IBUG68_CURVES if len(points) == 68 else [list(range(len(points)))]
+    for k, (elev, azim, label) in enumerate(((90, -90, "front (x, y)"), (0, 0, "side (z, y)"))):
+        ax = fig.add_subplot(1, 2, k + 1, projection="3d")
+        # plotted as (x, z, -y): matplotlib's z axis points up, the image's y points down
+        for curve in curves:
+            ax.plot(points[curve, 0], points[curve, 2], -points[curve, 1], color="tab:blue", lw=1)
+        ax.scatter(points[:, 0], points[:, 2], -points[:, 1], c=points[:, 2], cmap="viridis", s=8)
+        ax.view_init(elev=0, azim=-90 if k == 0 else 0)
+        span = np.nanmax(np.nanmax(points, 0) - np.nanmin(points, 0)) / 2
+        mid = (np.nanmax(points, 0) + np.nanmin(points, 0)) / 2
+        ax.set_xlim(mid[0] - span, mid[0] + span)
+        ax.set_ylim(mid[2] - span, mid[2] + span)
+        ax.set_zlim(-mid[1] - span, -mid[1] + span)
+        ax.set_xlabel("x")
+        ax.set_ylabel("z")
+        ax.set_zlabel("-y")
+        ax.set_title(label, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)

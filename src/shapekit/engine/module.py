@@ -27,6 +27,12 @@ class TaskModule(L.LightningModule):
                      for k, v in batch.items()}
         return batch
 
+    def on_train_epoch_start(self):
+        # Tasks with a stage-wise schedule (landmarks3d) pick their losses from the current epoch.
+        hook = getattr(self.task, "set_epoch", None)
+        if hook is not None:
+            hook(self.current_epoch, self.trainer.max_epochs)
+
     def training_step(self, batch, batch_idx):
         loss, logs = self.task.training_step(self.model, batch)
         size = _batch_size(batch)

@@ -8,6 +8,7 @@ from torch import nn
 
 from ..errors import ShapekitError
 from .encoders import available_encoders, create_encoder, imagenet_classifier, resolve_weights
+from .face3d import Face3DCascade
 from .heatmap_unet import HeatmapUNet
 from .mesh_net import MeshNet
 from .regress_cnn import EncoderRegressor, LandmarkCNN
@@ -38,6 +39,7 @@ register_model("seg_unet")(SegmentationUNet)
 register_model("landmark_cnn")(LandmarkCNN)
 register_model("encoder_regressor")(EncoderRegressor)
 register_model("mesh_net")(MeshNet)
+register_model("face3d_cascade")(Face3DCascade)
 
-__all__ = ["EncoderRegressor", "HeatmapUNet", "LandmarkCNN", "MeshNet", "SegmentationUNet", "available_encoders", "available_models", "create_encoder", "create_model",
+__all__ = ["EncoderRegressor", "Face3DCascade", "HeatmapUNet", "LandmarkCNN", "MeshNet", "SegmentationUNet", "available_encoders", "available_models", "create_encoder", "create_model",
            "imagenet_classifier", "register_model", "resolve_weights"]

@@ -57,7 +57,7 @@ def icosphere(level: int = 3, radii=(1.0, 1.0, 1.0)) -> Template:
 
 def template_from_mesh(path: str | Path) -> Template:
     """A user's base shape (normalised to a unit bounding sphere), with the spherical UV layout."""
-    from .io.meshes import load_mesh, normalise
+    from ..io.meshes import load_mesh, normalise
 
     mesh, _, _ = normalise(load_mesh(path))
     return Template(torch.tensor(mesh.vertices, dtype=torch.float32), torch.tensor(mesh.faces, dtype=torch.long),
