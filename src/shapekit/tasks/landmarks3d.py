@@ -123,10 +123,9 @@ def _rgb(image: np.ndarray) -> np.ndarray:
 
 def mirror_order(count: int = 68) -> np.ndarray:
     """Index of each landmark's mirror partner (itself on the mid-line)."""
-    order = np.arange(count)
-    for i, j in IBUG68_FLIP_PAIRS:
-        order[i], order[j] = j, i
-    return order
+    from ..tta import flip_permutation
+
+    return np.asarray(flip_permutation(count, IBUG68_FLIP_PAIRS))
 
 
 class FaceCrops(Dataset):
