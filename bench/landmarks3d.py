@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DATA, REPO, WORK, console, print_table, save_results  # noqa: E402
 
 from shapekit.engine import Runtime, load_model  # noqa: E402
+from shapekit.engine.onnx import OnnxForward, export_onnx  # noqa: E402
 from shapekit.face_detect import detect_faces  # noqa: E402
 from shapekit.io.faces import heldout_split, load_face_set, write_face_subset  # noqa: E402
 from shapekit.io.images import read_image  # noqa: E402
@@ -107,19 +108,30 @@ def main() -> None:
         idx = np.arange(len(true)) if subset is None else np.asarray(subset)
         return landmarks3d_report(pred[idx], true[idx], yaw[idx], True, mean_depth)
 
-    # shapekit, ground-truth boxes; throughput measured on this pass (crop + network + decoding)
-    task.infer_faces(model, images[:16], [[b] for b in truth_boxes[:16]], runtime)  # warm-up
-    start = time.perf_counter()
-    faces = task.infer_faces(model, images, [[b] for b in truth_boxes], runtime, batch_size=16)
-    speed = len(images) / (time.perf_counter() - start)
-    start = time.perf_counter()
-    singles = min(32, len(images))
-    for image, box in zip(images[:singles], truth_boxes[:singles]):
-        task.infer_faces(model, [image], [[box]], runtime, batch_size=1)
-    speed_single = singles / (time.perf_counter() - start)
-    pred = np.stack([f[0]["points"] for f in faces])
+    def timed_pass(model, forward=None):
+        """Predictions on the true boxes, batched faces/s and one-at-a-time faces/s (crop + network + decoding)."""
+        def infer(subset, batch_size):
+            return task.infer_faces(model, [images[k] for k in subset], [[truth_boxes[k]] for k in subset], runtime,
+                                    batch_size=batch_size, forward=forward)
+
+        infer(range(min(16, len(images))), 16)  # warm-up
+        start = time.perf_counter()
+        faces = infer(range(len(images)), 16)
+        batched = len(images) / (time.perf_counter() - start)
+        singles = min(32, len(images))
+        start = time.perf_counter()
+        for k in range(singles):
+            infer([k], 1)
+        return np.stack([f[0]["points"] for f in faces]), batched, singles / (time.perf_counter() - start)
+
+    # shapekit, ground-truth boxes; torch (the runtime default), then the same model exported to ONNX
+    pred, speed, speed_single = timed_pass(model)
     results["shapekit_gt_box"] = report_for(pred)
-    rows.append(row("shapekit, true box", results["shapekit_gt_box"], speed, "3D"))
+    rows.append(row("shapekit, true box", results["shapekit_gt_box"], speed, f"3D; {runtime.precision}"))
+    exported = export_onnx(args.model, WORK / "face3d" / "landmarks3d.onnx")
+    pred, onnx_speed, onnx_single = timed_pass(None, OnnxForward(exported))
+    results["shapekit_gt_box_onnx"] = report_for(pred) | {"faces_per_s_single": onnx_single}
+    rows.append(row("shapekit ONNX, true box", results["shapekit_gt_box_onnx"], onnx_speed, "3D; onnxruntime fp32"))
 
     detections = {}
     for detector in ("mtcnn", "dlib"):
@@ -169,7 +181,8 @@ def main() -> None:
     gt = results["shapekit_gt_box"]
     console.print(f"z error {gt['z_error']:.2f} % vs {gt['z_error_mean_depth']:.2f} % for each landmark's mean "
                   f"relative depth ({gt['z_error_mean_depth'] / gt['z_error']:.2f}x lower); "
-                  f"{speed:.1f} faces/s batched, {speed_single:.1f} faces/s one at a time")
+                  f"{speed:.1f} faces/s batched, {speed_single:.1f} faces/s one at a time; ONNX {onnx_speed:.1f} and "
+                  f"{onnx_single:.1f}")
     ced = plot_ced({name: report["ced"] for name, report in results.items()}, REPO / "bench" / "figures" /
                    "landmarks3d_ced.png", "sqrt(box area), per image")
     console.print(f"CED curves: {ced}")
@@ -178,7 +191,8 @@ def main() -> None:
     save_results("landmarks3d" if not args.limit else "landmarks3d-quick", {
         "data": str(SOURCE), "split": "held out: every 10th image by sorted file name (160 of the staged 1600)",
         "model": str(args.model), "flip_test": task.options.flip_test, "columns": columns, "table": rows, "faces_per_s_batched": speed,
-        "faces_per_s_single": speed_single, "dlib_faces_per_s": dlib_speed,
+        "faces_per_s_single": speed_single, "onnx_faces_per_s_batched": onnx_speed,
+        "onnx_faces_per_s_single": onnx_single, "dlib_faces_per_s": dlib_speed,
         "nme_target_met": gt["nme_box"] <= 4.0,
         "z_error_ratio_vs_mean_depth": gt["z_error_mean_depth"] / gt["z_error"],
         "notes": "NME: mean 2D error / sqrt(w*h) of the true landmark box. GTE / CVGTCE: over the inter-ocular "

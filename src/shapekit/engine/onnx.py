@@ -28,6 +28,9 @@ def export_onnx(checkpoint: str | Path, out: str | Path, calibration: list[np.nd
         raise ShapekitError(f"{out}: refusing to overwrite the checkpoint")
     meta = read_checkpoint(checkpoint)[META_KEY]
     task, model = load_model(checkpoint)
+    if calibration is not None and not task.int8_export:
+        raise ShapekitError(f"{checkpoint}: int8 export is not available for the {task.name!r} task; "
+                            "export without --int8")
     width, height = task.input_shape
     model = model.float().eval()
     refiner = getattr(model, "refiner", None)
@@ -35,8 +38,9 @@ def export_onnx(checkpoint: str | Path, out: str | Path, calibration: list[np.nd
         warnings.simplefilter("ignore")
         raw_path = Path(tmp) / "model.onnx"
         if refiner is None:
+            outputs = list(task.onnx_outputs)
             torch.onnx.export(model, torch.rand(1, 3, height, width), str(raw_path), input_names=["image"],
-                              output_names=["output"], dynamic_axes={"image": {0: "batch"}, "output": {0: "batch"}},
+                              output_names=outputs, dynamic_axes={"image": {0: "batch"}, **{o: {0: "batch"} for o in outputs}},
                               opset_version=ONNX_OPSET, dynamo=False)
         else:
             # A second stage (landmark crop refiner) travels in the same graph as a second input/output pair.
@@ -140,12 +144,14 @@ class OnnxForward:
         if self._crops is None:
             self.refine = None
 
-    def __call__(self, images: np.ndarray) -> np.ndarray:
+    def __call__(self, images: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
+        """The network's output; a tuple when it has several (as the torch model returns them)."""
         feed = {self.input_name: np.ascontiguousarray(images, dtype=np.float32)}
         if self._crops is not None:
             feed["crops"] = np.zeros([0] + [int(d) for d in self._crops.shape[1:]], np.float32)
             return self.session.run(["output"], feed)[0]
-        return self.session.run(None, feed)[0]
+        outputs = self.session.run(None, feed)
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
     def refine(self, crops: np.ndarray) -> np.ndarray:
         """Crops (B, N, 3, S, S) around coarse landmarks -> refined crop-pixel points (B, N, 2)."""

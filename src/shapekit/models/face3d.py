@@ -119,8 +119,28 @@ class DepthNet(nn.Module):
                                 nn.Linear(256, num_landmarks))
 
     def forward(self, images, heatmaps):
-        small = F.adaptive_avg_pool2d(images, heatmaps.shape[-2:])
-        return self.fc(self.pool(self.body(torch.cat([small, heatmaps.to(small.dtype)], 1))))
+        # A fixed pooling window (not adaptive to the map size) keeps the graph exportable to ONNX; the same
+        # average as adaptive pooling when the crop side is a multiple of the stride, as the encoder needs.
+        small = F.avg_pool2d(images, STRIDE)
+        if small.shape[-2:] != heatmaps.shape[-2:]:  # crop sides that are no multiple of the stride
+            small = small[..., :heatmaps.shape[-2], :heatmaps.shape[-1]]
+        features = self.body(torch.cat([small, heatmaps.to(small.dtype)], 1))
+        pooled = _exportable_adaptive_pool(features, 4) if torch.onnx.is_in_onnx_export() else self.pool(features)
+        return self.fc(pooled)
+
+
+def _exportable_adaptive_pool(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Adaptive average pooling written out window by window, with PyTorch's window bounds. Hand-written
+    because the ONNX exporter rejects adaptive pooling whose output size does not divide the input (5 -> 4
+    for 160 px crops); used only while exporting, the result is the same."""
+    height, width = int(x.shape[-2]), int(x.shape[-1])
+
+    def bounds(i: int, n: int) -> slice:
+        return slice(i * n // size, -(-(i + 1) * n // size))
+
+    rows = [torch.stack([x[..., bounds(i, height), bounds(j, width)].mean((-2, -1)) for j in range(size)], -1)
+            for i in range(size)]
+    return torch.stack(rows, -2)
 
 
 class Face3DCascade(nn.Module):

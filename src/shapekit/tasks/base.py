@@ -99,6 +99,10 @@ class Task(ABC):
     default_lr: ClassVar[float] = 1e-3
     # What the web app draws for this task's results: "landmarks" | "landmarks3d" | "mask" | "mesh".
     web_kind: ClassVar[str] = ""
+    # Names of the network's outputs in an ONNX export (one per tensor the forward pass returns).
+    onnx_outputs: ClassVar[tuple[str, ...]] = ("output",)
+    # int8 export calibrates on letterboxed whole images; tasks whose network sees something else opt out.
+    int8_export: ClassVar[bool] = True
 
     def __init__(self, config: RunConfig, meta: dict[str, Any] | None = None):
         self.config = config
