@@ -322,3 +322,41 @@ def test_an_unannotated_image_is_appended_to_the_tps_file(client, workspace):
     np.testing.assert_allclose(specimens[-1].points, [[10 + k, 128 - 20 - k] for k in range(7)])
     reread = {im["name"]: im["points"] for im in client.get("/api/datasets/specimens").json()["images"]}
     assert reread["extra.png"] == points
+
+
+def test_a_face_dataset_is_shown_and_corrected_in_its_own_file(tmp_path):
+    from conftest import data_dir
+
+    from shapekit.io.faces import load_face_set, write_face_subset
+
+    source = load_face_set(data_dir("aflw2000-3d"))
+    folder = write_face_subset(source, [0, 1, 2], tmp_path / "ws" / "faces")
+    for link in (folder / "images").iterdir():  # copies: the app shows no file that leads outside its root
+        target = link.resolve()
+        link.unlink()
+        shutil.copyfile(target, link)
+    client = TestClient(create_app(tmp_path / "ws"), base_url="http://127.0.0.1")
+    assert {d["path"]: d["kind"] for d in client.get("/api/datasets").json()}["faces"] == "landmarks"
+    info = client.get("/api/datasets/faces").json()
+    assert info["format"] == "ibug68" and len(info["names"]) == 68 and info["can_save"]
+    before = load_face_set(folder)
+    image = info["images"][1]
+    record = next(r for r in before.records if r.image_path.name == image["name"])
+    np.testing.assert_allclose(np.array(image["points"]), record.points[:, :2], atol=1e-5)
+    points = [list(p) for p in image["points"]]
+    points[30] = [points[30][0] + 4.5, points[30][1] - 2.0]  # the nose tip
+    answer = client.post("/api/datasets/faces/annotations", json={"images": [{"name": image["name"], "points": points}]})
+    assert answer.status_code == 200, answer.text
+    after = load_face_set(folder)
+    assert len(_backups(folder, "annotations.json")) == 1
+    for old, new in zip(before.records, after.records):
+        expected = old.points.copy()
+        if old.image_path.name == image["name"]:
+            expected[30, :2] += [4.5, -2.0]
+        np.testing.assert_allclose(new.points, expected, atol=1e-3)  # z and every other face kept
+    assert after.raw["pose_pitch_yaw_roll_deg"] == before.raw["pose_pitch_yaw_roll_deg"]
+    # the wrong number of points is refused, and the file stays as it was
+    saved = (folder / "annotations.json").read_text()
+    answer = client.post("/api/datasets/faces/annotations", json={"images": [{"name": image["name"], "points": points[:5]}]})
+    assert answer.status_code == 400 and "68" in answer.json()["error"], answer.text
+    assert (folder / "annotations.json").read_text() == saved and len(_backups(folder, "annotations.json")) == 1

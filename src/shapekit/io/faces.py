@@ -91,8 +91,7 @@ def load_face_set(folder: str | Path) -> FaceSet:
     if not isinstance(raw, dict) or raw.get("scheme") != "ibug68" or not isinstance(raw.get("landmarks"), dict):
         raise InputError(path, 'expected {"scheme": "ibug68", "landmarks": {"image.jpg": [[x, y(, z)] x 68]}}')
     images = images_folder(folder)
-    offset = 1.0 if any(s in str(raw.get("z_convention", "")) for s in MATLAB_SOURCES) else 0.0
-    base = float(raw.get("index_base", 0)) + offset
+    base = _pixel_base(raw)
     poses = raw.get("pose_pitch_yaw_roll_deg") or {}
     records = []
     for name in sorted(raw["landmarks"]):
@@ -113,6 +112,26 @@ def load_face_set(folder: str | Path) -> FaceSet:
     if len(dims) > 1:
         raise InputError(path, "mixes 2D and 3D landmarks; use one kind per dataset")
     return FaceSet(records, folder, list(IBUG68_NAMES), raw)
+
+
+def _pixel_base(raw: dict) -> float:
+    """What the file's x, y add to shapekit's 0-based pixel centres (its index base, +1 for MATLAB sources)."""
+    offset = 1.0 if any(s in str(raw.get("z_convention", "")) for s in MATLAB_SOURCES) else 0.0
+    return float(raw.get("index_base", 0)) + offset
+
+
+def updated_face_annotations(data: FaceSet, updates: dict[str, np.ndarray]) -> dict:
+    """The annotation file's content with new (x, y) for some images ({file name: (68, 2)} in 0-based pixels),
+    written back in the file's own index base; each point's z and every other field are kept."""
+    raw = json.loads(json.dumps(data.raw))  # a deep copy
+    base = _pixel_base(raw)
+    for name, points in updates.items():
+        if name not in raw["landmarks"]:
+            raise InputError(data.folder / ANNOTATIONS, f"{name}: not annotated in this face dataset")
+        old = np.asarray(raw["landmarks"][name], dtype=np.float64)
+        old[:, :2] = np.asarray(points, dtype=np.float64) + base
+        raw["landmarks"][name] = [[round(float(v), 4) for v in p] for p in old]
+    return raw
 
 
 def heldout_split(count: int, every: int = 10) -> tuple[list[int], list[int]]:

@@ -23,6 +23,7 @@ from ..errors import InputError, ShapekitError
 from ..io import coco as coco_io
 from ..io import csv_landmarks, tps
 from ..io.atomic import atomic_open, write_json
+from ..io.faces import is_face_dataset, load_face_set, updated_face_annotations
 from ..io.images import IMAGE_SUFFIXES, image_size, read_image
 from ..io.landmark_dataset import _image_name as image_file_name
 from ..io.landmark_dataset import find_annotation_file, load_landmark_set, write_landmarks
@@ -33,6 +34,7 @@ PREDICTIONS_FILE = "shapekit-predictions.json"
 FORMAT_FILES = {"tps": "landmarks.tps", "coco": "annotations.json", "csv": "landmarks.csv"}
 OUTPUT_FOLDERS = {"images", "masks", "labels", "overlays", "cutouts"}  # parts of a dataset, not datasets
 Format = Literal["tps", "coco", "csv"]
+FACE_FORMAT = "ibug68"  # shapekit's face dataset file (io/faces.py): read and saved, not offered for export
 
 
 class ImagePoints(BaseModel):
@@ -149,13 +151,19 @@ def describe(workspace: Workspace, relative: str, y_origin: str | None = None) -
         annotation_file = find_annotation_file(folder)
         if not workspace.inside(annotation_file):
             raise PathRefused(f"{workspace.relative(folder)}/{annotation_file.name}: leads outside the workspace", 403)
-        data, used_origin = _load_landmarks(folder, y_origin)
-        info.update({"format": data.format, "annotation_file": workspace.relative(annotation_file),
-                     "y_origin": used_origin if data.format == "tps" else "top", "names": data.names,
-                     "skeleton": data.skeleton})
-        for record in data.records:
-            annotated[record.image_path.name] = record.points
-            sizes[record.image_path.name] = (record.width, record.height)
+        if is_face_dataset(folder):  # 68 iBUG points, 2D or 3D: the page shows and edits x, y
+            faces = load_face_set(folder)
+            info.update({"format": FACE_FORMAT, "annotation_file": workspace.relative(annotation_file),
+                         "y_origin": "top", "names": faces.names})
+            annotated = {r.image_path.name: r.points[:, :2] for r in faces.records}
+        else:
+            data, used_origin = _load_landmarks(folder, y_origin)
+            info.update({"format": data.format, "annotation_file": workspace.relative(annotation_file),
+                         "y_origin": used_origin if data.format == "tps" else "top", "names": data.names,
+                         "skeleton": data.skeleton})
+            for record in data.records:
+                annotated[record.image_path.name] = record.points
+                sizes[record.image_path.name] = (record.width, record.height)
     elif kind == "masks":
         from ..io.masks import load_mask_set
 
@@ -321,7 +329,9 @@ def _updated_coco(path: Path, updates: dict[str, np.ndarray], sizes) -> coco_io.
 
 def _write_dataset_file(fmt: str, target: Path, folder: Path, updates: dict[str, np.ndarray], sizes,
                         names: list[str], y_origin: str, existing: bool) -> None:
-    if fmt == "tps" and existing:
+    if fmt == FACE_FORMAT:
+        write_json(target, updated_face_annotations(load_face_set(folder), updates))
+    elif fmt == "tps" and existing:
         tps.write_tps(target, _updated_tps(folder / target.name, updates, sizes, y_origin))
     elif fmt == "coco" and existing:
         coco_io.write_coco_keypoints(target, _updated_coco(folder / target.name, updates, sizes))
@@ -356,8 +366,12 @@ def save_annotations(workspace: Workspace, relative: str, request: SaveRequest) 
         annotation_file = find_annotation_file(folder)
         if not workspace.inside(annotation_file):
             raise PathRefused(f"{annotation_file.name}: leads outside the workspace", 403)
-        data, used_origin = _load_landmarks(folder, request.y_origin)
-        fmt, names, existing = data.format, data.names, True
+        if is_face_dataset(folder):
+            faces = load_face_set(folder)
+            fmt, names, existing, used_origin = FACE_FORMAT, faces.names, True, "top"
+        else:
+            data, used_origin = _load_landmarks(folder, request.y_origin)
+            fmt, names, existing = data.format, data.names, True
         if request.format is not None and request.format != fmt:
             raise ShapekitError(f"{workspace.relative(annotation_file)} is {fmt.upper()}: saving keeps its format "
                                 f"(export converts to {request.format.upper()})")
