@@ -37,7 +37,8 @@ def run_demo(out: Path = Path("shapekit-demo"), minutes: float = 1.0, console=No
 
     say(f"[2/4] training the heatmap landmark model (~{minutes:g} min on the CPU)")
     config = RunConfig(task="landmarks", data=train_dir, out=out / "run", input_size=128, batch_size=16,
-                       epochs=max(4, round(20 * minutes)), max_minutes=minutes * 1.5, lr=2e-3, plot_every=10)
+                       epochs=max(4, round(20 * minutes)), max_minutes=minutes * 1.5, lr=2e-3, plot_every=10,
+                       options={"refine": False})  # a minutes-long run: the refiner pays off at full budgets
     run = train(config, console=console)
 
     say("[3/5] evaluating on the held-out images")
