@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import ShapekitError
 from ..transforms import Letterbox
 from .runtime import Runtime
 
@@ -18,6 +19,30 @@ if TYPE_CHECKING:
 ForwardFn = Callable[[np.ndarray], np.ndarray]
 
 
+def network_runner(model: nn.Module | None, runtime: Runtime, forward: ForwardFn | None = None
+                   ) -> Callable[[torch.Tensor], torch.Tensor | tuple[torch.Tensor, ...]]:
+    """A function from a float NCHW batch to the network's raw output as float32 CPU tensors (a tuple when
+    the network has several outputs), run by PyTorch, or by ``forward`` (onnxruntime) when given."""
+    if forward is not None:
+        def run_onnx(tensor: torch.Tensor):
+            output = forward(tensor.contiguous().numpy())
+            if isinstance(output, tuple):
+                return tuple(torch.from_numpy(np.asarray(o)) for o in output)
+            return torch.from_numpy(np.asarray(output))
+        return run_onnx
+    if model is None:
+        raise ShapekitError("no model to run: give --model, or --task to use the shipped one")
+    model = runtime.prepare_model(model)
+
+    def run_torch(tensor: torch.Tensor):
+        with torch.inference_mode(), runtime.autocast():
+            output = model(runtime.prepare_input(tensor))
+        if isinstance(output, tuple):
+            return tuple(o.float().cpu() for o in output)
+        return output.float().cpu()
+    return run_torch
+
+
 def letterboxed_batches(images: Sequence[np.ndarray], shape: tuple[int, int], model: nn.Module | None, runtime: Runtime,
                         batch_size: int = 8, fill: int = 0, forward: ForwardFn | None = None,
                         tta: "TestTimeAugmentation | None" = None
@@ -25,15 +50,7 @@ def letterboxed_batches(images: Sequence[np.ndarray], shape: tuple[int, int], mo
     """Yield (raw float32 CPU output, letterboxes) per batch of RGB uint8 images; shape = (width, height).
 
     With ``tta`` the output is the average over its views (see :mod:`shapekit.tta`)."""
-    if forward is None:
-        model = runtime.prepare_model(model)
-
-    def run(tensor: torch.Tensor) -> torch.Tensor:
-        if forward is not None:
-            return torch.from_numpy(np.asarray(forward(tensor.contiguous().numpy())))
-        with torch.inference_mode(), runtime.autocast():
-            return model(runtime.prepare_input(tensor)).float().cpu()
-
+    run = network_runner(model, runtime, forward)
     for start in range(0, len(images), batch_size):
         chunk = images[start:start + batch_size]
         boxes = [Letterbox.fit(im.shape[1], im.shape[0], *shape) for im in chunk]

@@ -135,6 +135,18 @@ def _load_landmarks(folder: Path, y_origin: str | None):
             raise first from None
 
 
+def _load_annotations(folder: Path, y_origin: str | None):
+    """(format, landmark names, skeleton, {image name: (N, 2) points}, {image name: (width, height)}, y axis:
+    the TPS one used, else "top") of a dataset's annotation file, a face set's included (x, y shown and edited)."""
+    if is_face_dataset(folder):
+        faces = load_face_set(folder)
+        return FACE_FORMAT, faces.names, [], {r.image_path.name: r.points[:, :2] for r in faces.records}, {}, "top"
+    data, used_origin = _load_landmarks(folder, y_origin)
+    points = {r.image_path.name: r.points for r in data.records}
+    sizes = {r.image_path.name: (r.width, r.height) for r in data.records}
+    return data.format, data.names, data.skeleton, points, sizes, used_origin if data.format == "tps" else "top"
+
+
 def describe(workspace: Workspace, relative: str, y_origin: str | None = None) -> dict[str, Any]:
     folder = workspace.resolve(relative, kind="dir")
     kind = dataset_kind(folder)
@@ -151,19 +163,9 @@ def describe(workspace: Workspace, relative: str, y_origin: str | None = None) -
         annotation_file = find_annotation_file(folder)
         if not workspace.inside(annotation_file):
             raise PathRefused(f"{workspace.relative(folder)}/{annotation_file.name}: leads outside the workspace", 403)
-        if is_face_dataset(folder):  # 68 iBUG points, 2D or 3D: the page shows and edits x, y
-            faces = load_face_set(folder)
-            info.update({"format": FACE_FORMAT, "annotation_file": workspace.relative(annotation_file),
-                         "y_origin": "top", "names": faces.names})
-            annotated = {r.image_path.name: r.points[:, :2] for r in faces.records}
-        else:
-            data, used_origin = _load_landmarks(folder, y_origin)
-            info.update({"format": data.format, "annotation_file": workspace.relative(annotation_file),
-                         "y_origin": used_origin if data.format == "tps" else "top", "names": data.names,
-                         "skeleton": data.skeleton})
-            for record in data.records:
-                annotated[record.image_path.name] = record.points
-                sizes[record.image_path.name] = (record.width, record.height)
+        fmt, names, skeleton, annotated, sizes, used_origin = _load_annotations(folder, y_origin)
+        info.update({"format": fmt, "annotation_file": workspace.relative(annotation_file),
+                     "y_origin": used_origin, "names": names, "skeleton": skeleton})
     elif kind == "masks":
         from ..io.masks import load_mask_set
 
@@ -366,12 +368,8 @@ def save_annotations(workspace: Workspace, relative: str, request: SaveRequest) 
         annotation_file = find_annotation_file(folder)
         if not workspace.inside(annotation_file):
             raise PathRefused(f"{annotation_file.name}: leads outside the workspace", 403)
-        if is_face_dataset(folder):
-            faces = load_face_set(folder)
-            fmt, names, existing, used_origin = FACE_FORMAT, faces.names, True, "top"
-        else:
-            data, used_origin = _load_landmarks(folder, request.y_origin)
-            fmt, names, existing = data.format, data.names, True
+        fmt, names, _, _, _, used_origin = _load_annotations(folder, request.y_origin)
+        existing = True
         if request.format is not None and request.format != fmt:
             raise ShapekitError(f"{workspace.relative(annotation_file)} is {fmt.upper()}: saving keeps its format "
                                 f"(export converts to {request.format.upper()})")

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch.utils.data import Dataset
 
-from ..engine.inference import ForwardFn
+from ..engine.inference import ForwardFn, network_runner
 from ..engine.runtime import Runtime
 from ..errors import ShapekitError
 from ..face_detect import DETECTORS, detect_faces, parse_box
@@ -352,7 +352,7 @@ class Landmarks3DTask(Task):
         jobs = [(i, np.asarray(box, float)) for i, image_boxes in enumerate(boxes) for box in image_boxes]
         results: list[dict] = []
         if jobs:
-            network = self._network(model, forward, runtime)
+            network = network_runner(model, runtime, forward)
             current = [box for _, box in jobs]
             for _ in range(refine + 1):
                 results = self._run_crops(network, [images[i] for i, _ in jobs], current, batch_size)
@@ -361,20 +361,6 @@ class Landmarks3DTask(Task):
         for (i, _), result in zip(jobs, results):
             out[i].append(result)
         return out
-
-    @staticmethod
-    def _network(model, forward: ForwardFn | None, runtime: Runtime):
-        """[0, 1] crops (B, 3, S, S) -> (heatmaps, depths) as float32 CPU tensors, from torch or onnxruntime."""
-        if forward is not None:
-            return lambda crops: tuple(torch.from_numpy(o) for o in forward(crops.numpy()))
-        if model is None:
-            raise ShapekitError("landmarks3d: no model to run (give --model or use the shipped one)")
-        model = runtime.prepare_model(model)
-
-        def run(crops):
-            with torch.inference_mode(), runtime.autocast():
-                return tuple(o.float().cpu() for o in model(runtime.prepare_input(crops)))
-        return run
 
     def _run_crops(self, network, images, boxes, batch_size) -> list[dict]:
         size, results = self.size, []
