@@ -4,14 +4,15 @@ For each dataset: a fixed-seed 80/20 split; shapekit's heatmap U-Net is trained 
 stated CPU budget per model, dlib's ensemble-of-regression-trees shape predictor (the ml-morph method, whole
 image as the object box) on the same images; both are scored on the unseen 20 % in original pixels.
 
-    python bench/landmarks.py                      # all three datasets, 5 CPU minutes per model
+    python bench/landmarks.py --minutes 20         # all three datasets, the default ~20-minute budget
     python bench/landmarks.py --datasets drosophila-wings --minutes 3 --variants refined
 
 Rows: the coarse model (whole-image heatmaps only) and the refined model (crop refiner, trained jointly,
 the same budget), each without and with test-time augmentation, the refined model's own coarse stage,
-and dlib; mean / median / 95th-percentile error in pixels and in % of the image's long side.
+the refined model exported to ONNX (fp32 and int8) and run by onnxruntime, and dlib; mean / median / 95th-percentile error in pixels and in % of the image's long side.
 
-Writes bench/results/landmarks.json and prints a table.
+A run folder already trained on the same budget and settings is reused (--retrain trains it again).
+Writes bench/results/<--results>.json and prints a table.
 """
 
 from __future__ import annotations
@@ -51,17 +52,29 @@ def _row(method: str, report: dict, predict_ips: float, epochs, train_minutes) -
             "pck_pct_long_side": report["pck_pct_long_side"]}
 
 
-def _predict_speed(task, model, images, runtime, tta: bool, refine: bool, repeats: int = 3) -> float:
+def _predict_speed(task, model, images, runtime, tta: bool, refine: bool, repeats: int = 3, forward=None) -> float:
     """Images per second at batch 8 (at least 32 images per pass, median of ``repeats`` passes: the machine is
     shared, and one slow pass should not decide the figure)."""
     batch = (images * (1 + 32 // max(1, len(images))))[:max(32, len(images))]
-    task.infer_images(model, batch[:8], runtime, tta=tta, refine=refine)  # warm-up
+    task.infer_images(model, batch[:8], runtime, tta=tta, refine=refine, forward=forward)  # warm-up
     rates = []
     for _ in range(repeats):
         start = time.perf_counter()
-        task.infer_images(model, batch, runtime, batch_size=8, tta=tta, refine=refine)
+        task.infer_images(model, batch, runtime, batch_size=8, tta=tta, refine=refine, forward=forward)
         rates.append(len(batch) / (time.perf_counter() - start))
     return float(np.median(rates))
+
+
+def _trained_within(run_dir: Path, minutes: float) -> bool:
+    """A finished run of this variant exists and was trained on the same budget (its config records the budget
+    as max_minutes = 1.1 x minutes), so a table never mixes budgets."""
+    import yaml
+
+    config_file = run_dir / "config.yaml"
+    if not (run_dir / "best.ckpt").is_file() or not (run_dir / "train_minutes.txt").is_file() or not config_file.is_file():
+        return False
+    recorded = (yaml.safe_load(config_file.read_text()) or {}).get("max_minutes")
+    return recorded is not None and math.isclose(float(recorded), minutes * 1.1, rel_tol=1e-6)
 
 
 def shapekit_runs(name: str, variant: str, train_dir: Path, test_dir: Path, args) -> list[dict]:
@@ -73,7 +86,7 @@ def shapekit_runs(name: str, variant: str, train_dir: Path, test_dir: Path, args
     config = RunConfig(task="landmarks", data=train_dir, out=run_dir, input_size=args.input_size, seed=args.seed,
                        batch_size=8, val_fraction=0.1, plot_every=10, ema=args.ema, encoder=args.encoder,
                        options=parse_overrides(VARIANTS[variant] + args.opt))
-    if not (run_dir / "best.ckpt").exists() or args.retrain:
+    if not _trained_within(run_dir, args.minutes) or args.retrain:
         ips = train_throughput(config)
         # Epochs that fit the budget (validation and data loading take ~15 % on top of the network).
         epochs = max(3, math.floor(args.minutes * 60 * ips * 0.85 / (n_train * 0.9)))
@@ -100,6 +113,31 @@ def shapekit_runs(name: str, variant: str, train_dir: Path, test_dir: Path, args
                                out_dir=run_dir / f"test_evaluation{'_tta' if tta else ''}{'' if refine else '_coarse'}")
         predict_ips = _predict_speed(task, model, images, runtime, tta, refine)
         rows.append(_row(label + suffix, report, predict_ips, task.config.epochs, train_minutes))
+    if variant == "refined" and not args.no_onnx:
+        rows += onnx_rows(run_dir, train_dir, test_dir, images, label, task.config.epochs, train_minutes)
+    return rows
+
+
+def onnx_rows(run_dir: Path, train_dir: Path, test_dir: Path, images: list, label: str, epochs, train_minutes
+              ) -> list[dict]:
+    """The same model exported (both stages in one graph) and run by onnxruntime: fp32, and int8 from static
+    quantisation calibrated on 32 training images (never on the test split)."""
+    from shapekit.engine.onnx import export_onnx, load_predictor
+
+    train_records = load_landmark_set(train_dir).records
+    step = max(1, len(train_records) // 32)
+    rows = []
+    for name, int8 in (("ONNX fp32", False), ("ONNX int8", True)):
+        path = run_dir / f"model{'-int8' if int8 else ''}.onnx"
+        if not path.is_file() or path.stat().st_mtime < (run_dir / "best.ckpt").stat().st_mtime:
+            calibration = [read_image(r.image_path) for r in train_records[::step][:32]] if int8 else None
+            export_onnx(run_dir / "best.ckpt", path, calibration)
+        task, _, forward = load_predictor(path, "onnx")
+        runtime = Runtime.create("cpu", "32")
+        report = task.evaluate(None, test_dir, runtime=runtime, forward=forward,
+                               out_dir=run_dir / f"test_evaluation_{path.stem.replace('-', '_')}")
+        predict_ips = _predict_speed(task, None, images, runtime, False, True, forward=forward)
+        rows.append(_row(f"{label}, {name}", report, predict_ips, epochs, train_minutes))
     return rows
 
 
@@ -148,7 +186,7 @@ def dlib_run(train_dir: Path, test_dir: Path, args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=DATASETS)
-    parser.add_argument("--minutes", type=float, default=5.0, help="CPU training budget per model and dataset")
+    parser.add_argument("--minutes", type=float, default=20.0, help="CPU training budget per model and dataset (default: the task's ~20-minute default)")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
                         help="coarse: whole-image heatmaps only; refined: with the crop refiner")
     parser.add_argument("--no-tta", action="store_true", help="skip the test-time augmentation rows")
@@ -156,6 +194,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--test-fraction", type=float, default=0.2)
     parser.add_argument("--no-dlib", action="store_true")
+    parser.add_argument("--no-onnx", action="store_true", help="skip the refined model's onnxruntime rows")
     parser.add_argument("--retrain", action="store_true", help="train even if a run for these settings exists")
     parser.add_argument("--ema", type=float, default=None, help="weight averaging decay")
     parser.add_argument("--encoder", default="mobilenet_v2")

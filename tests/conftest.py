@@ -1,9 +1,12 @@
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("SHAPEKIT_NO_PROGRESS", "1")
+# Automatic ONNX exports (--engine auto on fp32 CPUs) go to a throw-away cache, not the user's ~/.cache.
+os.environ.setdefault("SHAPEKIT_CACHE_DIR", tempfile.mkdtemp(prefix="shapekit-test-cache-"))
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("SHAPEKIT_DATA", REPO.parent / "shared" / "data"))

@@ -77,8 +77,13 @@ def train(
     console.print(f"done: {run_dir / 'best.ckpt'} (plots and metrics.csv beside it)")
 
 
-def _predictor(model: Optional[Path], task: Optional[str], engine: str):
-    """(task, torch model, onnx forward) for --model, or the task's shipped model when none is given."""
+ENGINE_HELP = ("auto | torch | onnx (onnxruntime). auto: onnxruntime for fp32 on the CPU (faster there; the export "
+               "is made once and cached in $SHAPEKIT_CACHE_DIR or ~/.cache/shapekit), PyTorch on GPUs and bf16 CPUs")
+
+
+def _predictor(model: Optional[Path], task: Optional[str], engine: str, runtime=None):
+    """(task, torch model, onnx forward) for --model, or the task's shipped model when none is given;
+    ``runtime`` is where PyTorch would run (it decides what --engine auto picks)."""
     from .engine.onnx import load_predictor
     from .tasks import get_task
 
@@ -89,7 +94,7 @@ def _predictor(model: Optional[Path], task: Optional[str], engine: str):
         if shipped is None or not Path(shipped).is_file():
             raise ShapekitError(f"--task {task} ships no model; give --model CKPT")
         model = Path(shipped)
-    return load_predictor(model, engine, task)
+    return load_predictor(model, engine, task, runtime)
 
 
 @app.command()
@@ -105,7 +110,7 @@ def evaluate(
     epochs: Optional[int] = typer.Option(None, help="with --rounds: epochs per round"),
     input_size: Optional[int] = typer.Option(None, help="with --rounds: network input size"),
     opt: Optional[List[str]] = typer.Option(None, "--opt", help="with --rounds: task option key=value"),
-    engine: str = typer.Option("auto", help="torch | onnx (onnxruntime)"),
+    engine: str = typer.Option("auto", help=ENGINE_HELP),
     tta: bool = typer.Option(False, "--tta", help=TTA_HELP),
     batch_size: int = typer.Option(8),
     detect: Optional[str] = typer.Option(None, help="landmarks3d: crop faces with this detector (mtcnn | dlib) "
@@ -119,10 +124,11 @@ def evaluate(
     if rounds is not None:
         report = _cross_validate(data, model, task, out, rounds, epochs, input_size, opt, device, precision)
     else:
-        task_obj, net, forward = _predictor(model, task, engine)
+        runtime = _runtime(device, precision)
+        task_obj, net, forward = _predictor(model, task, engine, runtime)
         if tta:
             task_obj.test_time_augmentation()  # a one-line error for tasks without TTA
-        report = task_obj.evaluate(net, data, runtime=_runtime(device, precision), batch_size=batch_size,
+        report = task_obj.evaluate(net, data, runtime=runtime, batch_size=batch_size,
                                    normalisation=normalisation, out_dir=out, forward=forward, tta=tta,
                                    **({"detect": detect} if detect else {}))
         report = {k: v for k, v in report.items() if not k.startswith("_")}
@@ -197,7 +203,7 @@ def predict(
     fmt: Optional[str] = typer.Option(None, "--format", help="landmarks: tps | coco | csv; segment: png"),
     y_origin: Optional[str] = typer.Option(None, help="TPS y axis: bottom | top (default: as in the training data)"),
     overlays: bool = typer.Option(True, help="write overlay PNGs"),
-    engine: str = typer.Option("auto", help="torch | onnx (onnxruntime)"),
+    engine: str = typer.Option("auto", help=ENGINE_HELP),
     tta: bool = typer.Option(False, "--tta", help=TTA_HELP),
     batch_size: int = typer.Option(8),
     detector: str = typer.Option("mtcnn", help="landmarks3d: face detector, mtcnn | dlib"),
@@ -206,11 +212,12 @@ def predict(
     precision: str = typer.Option("auto", help=PRECISION_HELP),
 ):
     """Predict on new images; writes predictions and overlays to --out."""
-    task_obj, net, forward = _predictor(model, task, engine)
+    runtime = _runtime(device, precision)
+    task_obj, net, forward = _predictor(model, task, engine, runtime)
     if tta:
         task_obj.test_time_augmentation()  # a one-line error for tasks without TTA
     result = task_obj.predict(net, inputs, out, fmt=fmt or task_obj.output_formats[0],
-                              runtime=_runtime(device, precision), batch_size=batch_size, overlays=overlays,
+                              runtime=runtime, batch_size=batch_size, overlays=overlays,
                               y_origin=y_origin, console=console, forward=forward, tta=tta, detector=detector,
                               box=box)
     faces = f", {result['n_faces']} faces" if "n_faces" in result else ""

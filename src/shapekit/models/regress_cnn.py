@@ -42,7 +42,7 @@ class LandmarkCNN(nn.Module):
         if self.in_channels == 1:
             images = images.mean(1, keepdim=True)  # the paper works on gray images
         out = self.head(self.features(images - 0.5))
-        return out.view(len(out), -1, 2)
+        return out.view(out.shape[0], -1, 2)  # shape[0], not len(): the ONNX tracer keeps it a dynamic batch
 
 
 class EncoderRegressor(nn.Module):
@@ -56,4 +56,4 @@ class EncoderRegressor(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         out = self.head(self.pool(self.encoder(self.normalize(images))[-1]))
-        return out.view(len(out), -1, 2)
+        return out.view(out.shape[0], -1, 2)  # shape[0], not len(): the ONNX tracer keeps it a dynamic batch

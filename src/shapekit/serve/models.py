@@ -106,7 +106,7 @@ class ModelCache:
     def _load(self, name: str, path: Path, stamp: float) -> LoadedModel:
         from ..engine.onnx import load_predictor
 
-        task, model, forward = load_predictor(path, "auto")
+        task, model, forward = load_predictor(path, "auto", runtime=self.runtime)
         if not task.web_kind:
             raise ShapekitError(f"{name}: the {task.name!r} task has no web view")
         if model is not None:

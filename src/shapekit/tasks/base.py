@@ -103,6 +103,8 @@ class Task(ABC):
     onnx_outputs: ClassVar[tuple[str, ...]] = ("output",)
     # int8 export calibrates on letterboxed whole images; tasks whose network sees something else opt out.
     int8_export: ClassVar[bool] = True
+    # Inference can run from an ONNX export (predict/evaluate take ``forward``): --engine auto may choose it.
+    onnx_inference: ClassVar[bool] = True
 
     def __init__(self, config: RunConfig, meta: dict[str, Any] | None = None):
         self.config = config

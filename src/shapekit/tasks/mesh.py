@@ -171,6 +171,7 @@ class MeshTask(Task):
     output_formats = ("obj",)
     default_lr = 3e-4
     default_model = ASSETS / "shoe-mesh.ckpt"
+    onnx_inference = False  # prediction renders and textures through PyTorch code, not one network pass
 
     def __init__(self, config, meta=None):
         super().__init__(config, meta)
