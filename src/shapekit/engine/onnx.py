@@ -225,9 +225,14 @@ def load_predictor(model_path: str | Path, engine: str = "auto", task_name: str 
                 warnings.warn(f"{model_path}: running in PyTorch, the automatic ONNX export failed ({exc})")
         return task, model, None
     if not is_onnx:
-        # Export a .ckpt on the fly into a temporary file (nothing is written beside the user's checkpoint).
-        tmp = Path(tempfile.mkdtemp(prefix="shapekit-onnx-")) / "model.onnx"
-        model_path = export_onnx(model_path, tmp)
+        if not model_path.is_file():
+            raise InputError(model_path, "model file not found")
+        # A .ckpt runs from the same cached export as --engine auto's (nothing is written beside it); a
+        # temporary file when the cache cannot be written.
+        try:
+            model_path = cached_export(model_path)
+        except OSError:
+            model_path = export_onnx(model_path, Path(tempfile.mkdtemp(prefix="shapekit-onnx-")) / "model.onnx")
     if not model_path.is_file():
         raise InputError(model_path, "model file not found")
     forward = OnnxForward(model_path)
