@@ -67,7 +67,7 @@ def save_results(name: str, payload: dict) -> Path:
     return path
 
 
-def train_throughput(config, steps: int = 5) -> float:
+def train_throughput(config, steps: int = 10) -> float:
     """Training images (objects, for the mesh task) per second for a run configuration: real batches through
     the task's training step, backward and an Adam step, with the run's precision and memory format."""
     from torch.utils.data import DataLoader

@@ -22,6 +22,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -106,11 +107,14 @@ def shapekit_runs(name: str, variant: str, train_dir: Path, test_dir: Path, args
     label = f"shapekit {variant} ({args.input_size}px{', ' + args.tag if args.tag else ''})"
     settings = [(False, True, "")] + ([(True, True, " + TTA")] if not args.no_tta else [])
     if variant == "refined":
-        settings.append((False, False, ", coarse stage only"))
+        # The refiner's own test-time voting (five shifted crops per landmark) without the whole-image views.
+        votes = replace(task.test_time_augmentation(), flip=False, scales=())
+        settings += [(votes, True, " + crop votes"), (False, False, ", coarse stage only")]
     rows = []
     for tta, refine, suffix in settings:
+        views = "_tta" if tta is True else "_votes" if tta else ""
         report = task.evaluate(model, test_dir, runtime=runtime, tta=tta, refine=refine,
-                               out_dir=run_dir / f"test_evaluation{'_tta' if tta else ''}{'' if refine else '_coarse'}")
+                               out_dir=run_dir / f"test_evaluation{views}{'' if refine else '_coarse'}")
         predict_ips = _predict_speed(task, model, images, runtime, tta, refine)
         rows.append(_row(label + suffix, report, predict_ips, task.config.epochs, train_minutes))
     if variant == "refined" and not args.no_onnx:
@@ -127,16 +131,18 @@ def onnx_rows(run_dir: Path, train_dir: Path, test_dir: Path, images: list, labe
     train_records = load_landmark_set(train_dir).records
     step = max(1, len(train_records) // 32)
     rows = []
-    for name, int8 in (("ONNX fp32", False), ("ONNX int8", True)):
+    for name, int8, voting in (("ONNX fp32", False, False), ("ONNX fp32 + crop votes", False, True),
+                               ("ONNX int8", True, False)):
         path = run_dir / f"model{'-int8' if int8 else ''}.onnx"
         if not path.is_file() or path.stat().st_mtime < (run_dir / "best.ckpt").stat().st_mtime:
             calibration = [read_image(r.image_path) for r in train_records[::step][:32]] if int8 else None
             export_onnx(run_dir / "best.ckpt", path, calibration)
         task, _, forward = load_predictor(path, "onnx")
         runtime = Runtime.create("cpu", "32")
-        report = task.evaluate(None, test_dir, runtime=runtime, forward=forward,
-                               out_dir=run_dir / f"test_evaluation_{path.stem.replace('-', '_')}")
-        predict_ips = _predict_speed(task, None, images, runtime, False, True, forward=forward)
+        votes = replace(task.test_time_augmentation(), flip=False, scales=()) if voting else False
+        out_dir = run_dir / f"test_evaluation_{path.stem.replace('-', '_')}{'_votes' if voting else ''}"
+        report = task.evaluate(None, test_dir, runtime=runtime, forward=forward, tta=votes, out_dir=out_dir)
+        predict_ips = _predict_speed(task, None, images, runtime, votes, True, forward=forward)
         rows.append(_row(f"{label}, {name}", report, predict_ips, epochs, train_minutes))
     return rows
 

@@ -133,6 +133,33 @@ def test_tta_without_flip_pairs_uses_zooms_only_and_keeps_positions():
     assert flip_permutation(4, [(0, 3)]) == [3, 1, 2, 0]
 
 
+def test_crop_votes_map_each_shifted_crop_back_to_the_image():
+    # A "refiner" that finds the brightest pixel of each crop: every shifted crop sees the one dot at a
+    # different crop position, and each must map back to the same original pixel. Averaging shifted crops
+    # whose shift is not undone would land a whole coarse cell off.
+    task = _task(num_landmarks=1)
+    image = np.zeros((120, 160, 3), np.uint8)
+    image[61, 83] = 255
+    letterbox = np.array([[64 / 160, 64 / 160, 0, 8]])
+    calls = []
+
+    def brightest(crops):
+        calls.append(crops.shape[0])
+        flat = crops[:, :, 0].flatten(2).argmax(-1)
+        return torch.stack([flat % crops.shape[-1], flat // crops.shape[-1]], -1).float()
+
+    shifts = task.test_time_augmentation().crop_shifts
+    assert len(shifts) == 5 and _task(refine=False).test_time_augmentation().crop_shifts == ()
+    cell = float(task.crop_step(letterbox)[0]) * 32 / 8
+    centre = torch.tensor([[[83.0 - 1.3 * cell, 61.0 + 0.4 * cell]]])  # the dot inside every shifted crop
+    voted = task.refine_in_crops(brightest, [image], centre, letterbox, shifts)
+    assert calls == [5]  # all votes in one refiner call
+    step = float(task.crop_step(letterbox)[0])
+    assert np.abs(voted[0, 0].numpy() - [83, 61]).max() <= step  # within a crop pixel of the dot
+    single = task.refine_in_crops(brightest, [image], centre, letterbox)
+    assert np.abs(single[0, 0].numpy() - [83, 61]).max() <= step
+
+
 def test_onnx_export_carries_the_refiner(tmp_path):
     task = _task(num_landmarks=3)
     model = task.build_model(pretrained=False).eval()
@@ -149,6 +176,12 @@ def test_onnx_export_carries_the_refiner(tmp_path):
     onnx_points, _ = onnx_task.infer_images(None, images, RUNTIME, forward=forward)
     assert np.abs(torch_points - coarse).max() > 1.0  # refinement changed the points...
     assert np.abs(torch_points - onnx_points).max() < 1e-2  # ...and the ONNX export does the same
+    # Crop votes (five crops per landmark in one refiner call) run through the export's dynamic crop batch.
+    votes = TestTimeAugmentation(scales=(), crop_shifts=loaded_task.test_time_augmentation().crop_shifts)
+    torch_votes, _ = loaded_task.infer_images(loaded, images, RUNTIME, tta=votes)
+    onnx_votes, _ = onnx_task.infer_images(None, images, RUNTIME, forward=forward, tta=votes)
+    assert np.abs(torch_votes - torch_points).max() > 0.1
+    assert np.abs(torch_votes - onnx_votes).max() < 1e-2
 
 
 def test_training_with_and_without_refinement(tmp_path):

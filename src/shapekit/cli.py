@@ -19,7 +19,8 @@ err_console = Console(stderr=True, highlight=False)
 
 DEVICE_HELP = "auto | cpu | cuda"
 TTA_HELP = ("test-time augmentation: average over small zooms (and a mirrored view for models trained with "
-            "flips); about 3-4x the prediction time")
+            "flips), and for two-stage landmark models over five shifted refiner crops; about 3-4x the "
+            "prediction time")
 PRECISION_HELP = "auto (bf16-mixed on CPUs with bf16 support, else 32) | 32 | bf16-mixed | 16-mixed"
 
 

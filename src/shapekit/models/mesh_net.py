@@ -97,10 +97,10 @@ class MeshNet(nn.Module):
         grid = (self.identity_grid + flow.permute(0, 2, 3, 1).float()).clamp(-1, 1)
         texture = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
         pooled = features[5].float().mean((2, 3))
-        raw = self.shape_head(pooled).view(len(images), -1, 3)
+        raw = self.shape_head(pooled).view(images.shape[0], -1, 3)
         offsets = self.max_offset * torch.tanh(raw)
         if len(self.vertex_heads):
-            vertices = self.template_vertices.expand(len(images), -1, -1)
+            vertices = self.template_vertices.expand(images.shape[0], -1, -1)
             for head in self.vertex_heads:
                 raw = raw + head(self._aligned_features(decoded, vertices))
                 offsets = self.max_offset * torch.tanh(raw)

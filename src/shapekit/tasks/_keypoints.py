@@ -27,6 +27,7 @@ from ..metrics import landmark_errors, normalisers, parse_normalisation, summari
 from ..plots import draw_landmarks, plot_ced, plot_overlay_grid
 from ..progress import track
 from ..transforms import AugmentOptions, KeypointAugmenter, Letterbox, invert_letterbox_points
+from ..tta import TestTimeAugmentation
 from .base import Task, json_number, json_values, read_inputs
 
 PAD_FILL = 0
@@ -218,32 +219,36 @@ class KeypointTask(Task):
 
     # --- inference ------------------------------------------------------------------------------
     def infer_images(self, model: nn.Module | None, images: list[np.ndarray], runtime: Runtime,
-                     batch_size: int = 8, forward: ForwardFn | None = None, tta: bool = False,
-                     refine: bool = True):
+                     batch_size: int = 8, forward: ForwardFn | None = None,
+                     tta: bool | TestTimeAugmentation = False, refine: bool = True):
         """Points (M, N, 2) in original pixels and confidences (M, N) for RGB uint8 images.
 
-        ``tta``: average the whole-image pass over test-time augmentation views; ``refine``: run the
-        model's second stage where it has one (False: the coarse points only)."""
+        ``tta``: True averages over the task's test-time augmentation views (whole-image views, and the
+        second stage's shifted crops where there is one); a :class:`TestTimeAugmentation` picks the views.
+        ``refine``: run the model's second stage where it has one (False: the coarse points only)."""
+        augmentation = (tta if isinstance(tta, TestTimeAugmentation)
+                        else self.test_time_augmentation() if tta else None)
         count = self.meta["num_landmarks"]
         points_out, conf_out = [np.zeros((0, count, 2))], [np.zeros((0, count))]
         done = 0
         for raw, boxes in letterboxed_batches(images, self.input_shape, model, runtime, batch_size,
-                                              int(self.meta.get("pad_fill", PAD_FILL)), forward,
-                                              self.test_time_augmentation() if tta else None):
+                                              int(self.meta.get("pad_fill", PAD_FILL)), forward, augmentation):
             points, conf = self.decode(raw)
             params = np.stack([box.as_array() for box in boxes])
             original = invert_letterbox_points(points.double().numpy(), params)
             chunk = images[done:done + len(boxes)]
             done += len(boxes)
             if refine:
-                original = self.refine_points(model, forward, chunk, original, params, runtime)
+                original = self.refine_points(model, forward, chunk, original, params, runtime,
+                                              augmentation.crop_shifts if augmentation else ())
             points_out.append(original)
             conf_out.append(conf.float().numpy())
         return np.concatenate(points_out), np.concatenate(conf_out)
 
     def refine_points(self, model, forward, images: list[np.ndarray], points: np.ndarray, letterboxes: np.ndarray,
-                      runtime: Runtime) -> np.ndarray:
-        """Second-stage hook: coarse points (B, N, 2) in original pixels -> refined ones (default: unchanged)."""
+                      runtime: Runtime, shifts=()) -> np.ndarray:
+        """Second-stage hook: coarse points (B, N, 2) in original pixels -> refined ones (default: unchanged);
+        ``shifts``: test-time crop-centre shifts to average over (see :class:`TestTimeAugmentation`)."""
         return points
 
     def predict(self, model, inputs, out, fmt: str = "tps", runtime: Runtime | None = None, batch_size: int = 8,

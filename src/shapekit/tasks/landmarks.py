@@ -25,7 +25,7 @@ from ..losses import HEATMAP_LOSSES
 from ..models import create_model
 from ..plots import plot_heatmap_grid
 from ..transforms import invert_letterbox_points
-from ..tta import TestTimeAugmentation, flip_permutation
+from ..tta import CROSS_SHIFTS, TestTimeAugmentation, flip_permutation
 from .base import register_task
 from ._keypoints import KeypointOptions, KeypointTask
 
@@ -113,18 +113,23 @@ class LandmarkTask(KeypointTask):
         stride = self.input_shape[1] / self.heatmap_size
         return refine["cells"] * stride / (refine["crop"] * scale)
 
-    def refine_in_crops(self, run, images: list, centres: torch.Tensor, letterboxes) -> torch.Tensor:
+    def refine_in_crops(self, run, images: list, centres: torch.Tensor, letterboxes, shifts=()) -> torch.Tensor:
         """Refined points (B, N, 2) in original pixels: crops of each original image around ``centres``
-        (B, N, 2), ``run`` (crops (B, N, 3, S, S) -> crop-pixel points (B, N, 2)), mapped back."""
+        (B, N, 2), ``run`` (crops (B, N, 3, S, S) -> crop-pixel points (B, N, 2)), mapped back. ``shifts``
+        (K, 2), in coarse heatmap cells: one crop per shifted centre, all in one ``run`` call, refined points
+        averaged (test-time voting; empty: the centred crop alone)."""
         size = self.refinement["crop"]
         steps = self.crop_step(letterboxes)
-        centres = centres.float().cpu()
-        crops = torch.stack([sample_crops(image if torch.is_tensor(image) else image_tensor(image), centre, step, size)
-                             for image, centre, step in zip(images, centres, steps)])
-        local = run(crops).float().cpu()
-        return crop_to_image(local, centres, steps[:, None], size)
+        offsets = torch.tensor(shifts or [(0.0, 0.0)], dtype=torch.float32)  # (K, 2) cells
+        cell = steps * size / self.refinement["cells"]  # one coarse cell in original pixels, per image
+        voted = centres.float().cpu()[None] + offsets[:, None, None, :] * cell[None, :, None, None]  # (K, B, N, 2)
+        tensors = [image if torch.is_tensor(image) else image_tensor(image) for image in images]
+        crops = torch.stack([sample_crops(tensor, centre, step, size)
+                             for shifted in voted for tensor, centre, step in zip(tensors, shifted, steps)])
+        local = run(crops).float().cpu().view(voted.shape)
+        return crop_to_image(local, voted, steps[None, :, None], size).mean(0)
 
-    def refine_points(self, model, forward, images, points, letterboxes, runtime):
+    def refine_points(self, model, forward, images, points, letterboxes, runtime, shifts=()):
         if not self.refinement:
             return points
         if forward is not None:
@@ -138,7 +143,7 @@ class LandmarkTask(KeypointTask):
             def run(crops):
                 with torch.inference_mode(), runtime.autocast():
                     return model.refine(crops.to(runtime.device))
-        refined = self.refine_in_crops(run, images, torch.from_numpy(points), letterboxes)
+        refined = self.refine_in_crops(run, images, torch.from_numpy(points), letterboxes, shifts)
         return refined.double().numpy()
 
     def sample_settings(self, training: bool):
@@ -223,8 +228,10 @@ class LandmarkTask(KeypointTask):
     # --- test-time augmentation -------------------------------------------------------------------
     def test_time_augmentation(self) -> TestTimeAugmentation:
         """Zooms always; a flipped view only for models trained with flips (declared left/right pairs),
-        since a model that never saw a mirrored specimen has no business judging one."""
+        since a model that never saw a mirrored specimen has no business judging one; shifted refiner crops
+        for two-stage models."""
         pairs = self.meta.get("flip_pairs") or []
         augment = self.options.augment
         flipped = bool(pairs) and augment.enabled and augment.hflip
-        return TestTimeAugmentation(flip=flipped, flip_order=flip_permutation(self.meta["num_landmarks"], pairs))
+        return TestTimeAugmentation(flip=flipped, flip_order=flip_permutation(self.meta["num_landmarks"], pairs),
+                                    crop_shifts=CROSS_SHIFTS if self.refinement else ())
