@@ -31,7 +31,7 @@ def shipped():
     from shapekit.tasks.landmarks3d import Landmarks3DTask
 
     task, model = load_model(Landmarks3DTask.default_model)
-    return task, model, Runtime.create()
+    return task, model, Runtime.create("cpu", "32")  # fp32: symmetry and ONNX parity are checked to 0.05 px
 
 
 # --- metrics ---------------------------------------------------------------------------------------
