@@ -66,6 +66,11 @@ def _predict_speed(task, model, images, runtime, tta: bool, refine: bool, repeat
     return float(np.median(rates))
 
 
+def _crop_votes(task):
+    """The refiner's own test-time voting (five shifted crops per landmark) without the whole-image views."""
+    return replace(task.test_time_augmentation(), flip=False, scales=())
+
+
 def _trained_within(run_dir: Path, minutes: float) -> bool:
     """A finished run of this variant exists and was trained on the same budget (its config records the budget
     as max_minutes = 1.1 x minutes), so a table never mixes budgets."""
@@ -107,9 +112,7 @@ def shapekit_runs(name: str, variant: str, train_dir: Path, test_dir: Path, args
     label = f"shapekit {variant} ({args.input_size}px{', ' + args.tag if args.tag else ''})"
     settings = [(False, True, "")] + ([(True, True, " + TTA")] if not args.no_tta else [])
     if variant == "refined":
-        # The refiner's own test-time voting (five shifted crops per landmark) without the whole-image views.
-        votes = replace(task.test_time_augmentation(), flip=False, scales=())
-        settings += [(votes, True, " + crop votes"), (False, False, ", coarse stage only")]
+        settings += [(_crop_votes(task), True, " + crop votes"), (False, False, ", coarse stage only")]
     rows = []
     for tta, refine, suffix in settings:
         views = "_tta" if tta is True else "_votes" if tta else ""
@@ -139,7 +142,7 @@ def onnx_rows(run_dir: Path, train_dir: Path, test_dir: Path, images: list, labe
             export_onnx(run_dir / "best.ckpt", path, calibration)
         task, _, forward = load_predictor(path, "onnx")
         runtime = Runtime.create("cpu", "32")
-        votes = replace(task.test_time_augmentation(), flip=False, scales=()) if voting else False
+        votes = _crop_votes(task) if voting else False
         out_dir = run_dir / f"test_evaluation_{path.stem.replace('-', '_')}{'_votes' if voting else ''}"
         report = task.evaluate(None, test_dir, runtime=runtime, forward=forward, tta=votes, out_dir=out_dir)
         predict_ips = _predict_speed(task, None, images, runtime, votes, True, forward=forward)
