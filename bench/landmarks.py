@@ -22,7 +22,6 @@ import math
 import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -66,9 +65,8 @@ def _predict_speed(task, model, images, runtime, tta: bool, refine: bool, repeat
     return float(np.median(rates))
 
 
-def _crop_votes(task):
-    """The refiner's own test-time voting (five shifted crops per landmark) without the whole-image views."""
-    return replace(task.test_time_augmentation(), flip=False, scales=())
+def _seed_suffix(seed: int) -> str:
+    return "" if seed == 0 else f"_seed{seed}"  # seed 0 keeps the folder names of the earlier runs
 
 
 def _trained_within(run_dir: Path, minutes: float) -> bool:
@@ -87,7 +85,7 @@ def shapekit_runs(name: str, variant: str, train_dir: Path, test_dir: Path, args
     """Train one model variant within the CPU budget; rows for it without and with TTA (and, for a refined
     model, its own coarse stage)."""
     tag = "_".join(t for t in (variant, args.tag) if t)
-    run_dir = WORK / "landmarks" / name / f"run_{args.input_size}_{tag}"
+    run_dir = WORK / "landmarks" / name / f"run_{args.input_size}_{tag}{_seed_suffix(args.seed)}"
     n_train = len(load_landmark_set(train_dir))
     config = RunConfig(task="landmarks", data=train_dir, out=run_dir, input_size=args.input_size, seed=args.seed,
                        batch_size=8, val_fraction=0.1, plot_every=10, ema=args.ema, encoder=args.encoder,
@@ -109,10 +107,12 @@ def shapekit_runs(name: str, variant: str, train_dir: Path, test_dir: Path, args
     runtime = Runtime.create()
     records = load_landmark_set(test_dir).records
     images = [read_image(r.image_path) for r in records]
-    label = f"shapekit {variant} ({args.input_size}px{', ' + args.tag if args.tag else ''})"
+    width, height = task.input_shape
+    size = f"{width}px" if width == height else f"{width}x{height}px"
+    label = f"shapekit {variant} ({size}{', ' + args.tag if args.tag else ''})"
     settings = [(False, True, "")] + ([(True, True, " + TTA")] if not args.no_tta else [])
     if variant == "refined":
-        settings += [(_crop_votes(task), True, " + crop votes"), (False, False, ", coarse stage only")]
+        settings += [(task.test_time_augmentation().crop_votes_only(), True, " + crop votes"), (False, False, ", coarse stage only")]
     rows = []
     for tta, refine, suffix in settings:
         views = "_tta" if tta is True else "_votes" if tta else ""
@@ -142,7 +142,7 @@ def onnx_rows(run_dir: Path, train_dir: Path, test_dir: Path, images: list, labe
             export_onnx(run_dir / "best.ckpt", path, calibration)
         task, _, forward = load_predictor(path, "onnx")
         runtime = Runtime.create("cpu", "32")
-        votes = _crop_votes(task) if voting else False
+        votes = task.test_time_augmentation().crop_votes_only() if voting else False
         out_dir = run_dir / f"test_evaluation_{path.stem.replace('-', '_')}{'_votes' if voting else ''}"
         report = task.evaluate(None, test_dir, runtime=runtime, forward=forward, tta=votes, out_dir=out_dir)
         predict_ips = _predict_speed(task, None, images, runtime, votes, True, forward=forward)
@@ -217,8 +217,9 @@ def main() -> None:
 
     results, rows = {}, []
     for name in args.datasets:
-        train_dir, test_dir = split_dataset(DATA / name, WORK / "landmarks" / name / "split", args.test_fraction,
-                                            args.seed)
+        # One split folder per seed: a run is only ever evaluated on the split it was trained beside.
+        train_dir, test_dir = split_dataset(DATA / name, WORK / "landmarks" / name / f"split{_seed_suffix(args.seed)}",
+                                            args.test_fraction, args.seed)
         n_train, n_test = len(load_landmark_set(train_dir)), len(load_landmark_set(test_dir))
         entries = [row for variant in args.variants for row in shapekit_runs(name, variant, train_dir, test_dir, args)]
         if not args.no_dlib:

@@ -14,6 +14,7 @@ from shapekit.engine import Runtime, load_model
 from shapekit.engine.checkpoint import save_model_checkpoint
 from shapekit.engine.onnx import export_onnx, load_predictor
 from shapekit.tasks.landmarks import LandmarkTask
+from shapekit.transforms import invert_letterbox_points
 from shapekit.tta import TestTimeAugmentation, flip_permutation
 
 RUNTIME = Runtime.create("cpu", "32")
@@ -184,7 +185,7 @@ def test_onnx_export_carries_the_refiner(tmp_path):
     assert np.abs(torch_votes - onnx_votes).max() < 1e-2
 
 
-def test_training_with_and_without_refinement(tmp_path):
+def test_training_with_and_without_refinement(tmp_path, capsys):
     from shapekit.synthetic import make_landmark_dataset
 
     data = make_landmark_dataset(tmp_path / "data", n_images=12, seed=4)
@@ -206,3 +207,70 @@ def test_training_with_and_without_refinement(tmp_path):
         out = tmp_path / f"eval{len(flag)}.json"
         main(["evaluate", "--model", str(runs["false"] / "best.ckpt"), "--data", str(data), "--json", str(out), *flag])
         assert json.loads(out.read_text())["n_images"] == 12
+    # --crop-votes: the refined model averages shifted crops (points move a little); a coarse model has none.
+    reports = {}
+    for flag in ([], ["--crop-votes"]):
+        out = tmp_path / f"votes{len(flag)}.json"
+        main(["evaluate", "--model", str(runs["true"] / "best.ckpt"), "--data", str(data), "--json", str(out),
+              "--precision", "32", *flag])
+        reports[bool(flag)] = json.loads(out.read_text())
+    assert reports[True]["n_images"] == 12 and reports[True]["mean_px"] != reports[False]["mean_px"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--model", str(runs["false"] / "best.ckpt"), "--data", str(data), "--crop-votes"])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and "no refinement stage" in err and len(err.splitlines()) == 1, err
+
+
+def _turn_half_to_portrait(data):
+    """Turn every other image of a synthetic landscape set a quarter clockwise (points follow)."""
+    from shapekit.io import tps
+    from shapekit.io.atomic import save_image
+    from shapekit.io.images import read_image
+
+    specimens = tps.read_tps(data / "landmarks.tps")
+    for k, specimen in enumerate(specimens):
+        if k % 2:
+            continue
+        image = read_image(data / "images" / specimen.image)
+        height = image.shape[0]
+        points = tps.to_top_origin(specimen.points, height)
+        # np.rot90(k=-1) sends pixel (x, y) to (H - 1 - y, x)
+        turned = np.stack([height - 1 - points[:, 1], points[:, 0]], 1)
+        save_image(data / "images" / specimen.image, np.ascontiguousarray(np.rot90(image, -1)))
+        specimen.points = tps.from_top_origin(turned, image.shape[1])
+    tps.write_tps(data / "landmarks.tps", specimens)
+    return data
+
+
+def test_non_square_input_turns_portrait_images_and_maps_points_back(tmp_path):
+    from shapekit.io.images import read_image
+    from shapekit.synthetic import make_landmark_dataset
+    from shapekit.tasks._keypoints import KeypointSamples
+
+    data = _turn_half_to_portrait(make_landmark_dataset(tmp_path / "data", n_images=8, seed=2))
+    out = tmp_path / "run"
+    main(["train", "--data", str(data), "--out", str(out), "--epochs", "1", "--batch-size", "4",
+          "--opt", "input_width=96", "--opt", "input_height=64", "--opt", "turn_to_fit=true"])
+    task, model = load_model(out / "best.ckpt")
+    assert task.input_shape == (96, 64) and task.turn_to_fit
+    # Training samples: portrait photos are turned to fill the landscape input, and map back exactly.
+    records = task.load_landmarks(data).records
+    samples = KeypointSamples(task.load_landmarks(data), task.input_shape, turn_to_fit=True)
+    boxes = np.stack(samples.letterboxes)
+    assert {bool(b[4]) for b in boxes} == {True, False}
+    for image, points, box, record in zip(samples.images, samples.points, boxes, records):
+        assert image.shape == (64, 96, 3)
+        assert box[0] == box[1] == 0.5  # 160 x 128 either way round (0.4 if portraits were not turned)
+        np.testing.assert_allclose(invert_letterbox_points(points[None], box[None])[0], record.points, atol=1e-6)
+    # Prediction: a portrait photo gives the landscape photo's points, turned back into its own frame.
+    landscape = read_image(next(r for r in records if r.width > r.height).image_path)
+    portrait = np.ascontiguousarray(np.rot90(landscape, -1))
+    points, _ = task.infer_images(model, [landscape, portrait], RUNTIME, refine=False)
+    height = landscape.shape[0]
+    expected = np.stack([height - 1 - points[0, :, 1], points[0, :, 0]], 1)
+    np.testing.assert_allclose(points[1], expected, atol=1e-3)
+    # Without the turn the same portrait is letterboxed small and predicts elsewhere.
+    task.meta["turn_to_fit"] = False
+    unturned, _ = task.infer_images(model, [portrait], RUNTIME, refine=False)
+    assert np.abs(unturned[0] - expected).max() > 0.5

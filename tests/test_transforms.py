@@ -19,6 +19,27 @@ def test_letterbox_points_round_trip_and_image_placement():
     np.testing.assert_allclose(centre, box.apply_points(np.array([[150.0, 75.0]]))[0], atol=0.3)
 
 
+def test_turned_letterbox_puts_a_portrait_image_lengthwise_and_maps_points_back():
+    box = Letterbox.fit(100, 300, 192, 64, turn_to_fit=True)
+    assert box.turned and box.pad_y == 0 and box.sx == box.sy == 64 / 100  # the long side now runs along x
+    assert not Letterbox.fit(300, 100, 192, 64, turn_to_fit=True).turned
+    assert not Letterbox.fit(100, 300, 192, 64).turned  # off unless asked
+    points = np.array([[0.0, 0.0], [99.0, 299.0], [12.3, 250.5]])
+    mapped = box.apply_points(points)
+    np.testing.assert_allclose(box.invert_points(mapped), points, atol=1e-9)
+    rows = np.stack([box.as_array(), Letterbox.fit(100, 300, 192, 64).as_array()])
+    both = invert_letterbox_points(np.stack([mapped, Letterbox.fit(100, 300, 192, 64).apply_points(points)]), rows)
+    np.testing.assert_allclose(both, np.stack([points, points]), atol=1e-9)
+    image = np.zeros((300, 100, 3), np.uint8)
+    image[240:243, 19:22] = 255  # a dot near the bottom left: it must land where apply_points says
+    canvas = box.apply_image(image)
+    assert canvas.shape == (64, 192, 3)
+    ys, xs = np.nonzero(canvas[..., 0])
+    weights = canvas[ys, xs, 0].astype(float)
+    centre = np.array([(xs * weights).sum(), (ys * weights).sum()]) / weights.sum()
+    np.testing.assert_allclose(centre, box.apply_points(np.array([[20.0, 241.0]]))[0], atol=0.5)
+
+
 def _dot_image(points, size=96):
     image = np.zeros((size, size, 3), np.uint8)
     for k, (x, y) in enumerate(points):

@@ -21,6 +21,8 @@ DEVICE_HELP = "auto | cpu | cuda"
 TTA_HELP = ("test-time augmentation: average over small zooms (and a mirrored view for models trained with "
             "flips), and for two-stage landmark models over five shifted refiner crops; about 3-4x the "
             "prediction time")
+CROP_VOTES_HELP = ("two-stage landmark models: average the refiner over five shifted crops per landmark, without "
+                   "the whole-image views of --tta (about half the prediction speed)")
 PRECISION_HELP = "auto (bf16-mixed on CPUs with bf16 support, else 32) | 32 | bf16-mixed | 16-mixed"
 
 
@@ -113,6 +115,7 @@ def evaluate(
     opt: Optional[List[str]] = typer.Option(None, "--opt", help="with --rounds: task option key=value"),
     engine: str = typer.Option("auto", help=ENGINE_HELP),
     tta: bool = typer.Option(False, "--tta", help=TTA_HELP),
+    crop_votes: bool = typer.Option(False, "--crop-votes", help=CROP_VOTES_HELP),
     batch_size: int = typer.Option(8),
     detect: Optional[str] = typer.Option(None, help="landmarks3d: crop faces with this detector (mtcnn | dlib) "
                                                     "instead of the box around the true landmarks"),
@@ -127,10 +130,9 @@ def evaluate(
     else:
         runtime = _runtime(device, precision)
         task_obj, net, forward = _predictor(model, task, engine, runtime)
-        if tta:
-            task_obj.test_time_augmentation()  # a one-line error for tasks without TTA
         report = task_obj.evaluate(net, data, runtime=runtime, batch_size=batch_size,
-                                   normalisation=normalisation, out_dir=out, forward=forward, tta=tta,
+                                   normalisation=normalisation, out_dir=out, forward=forward,
+                                   tta=_test_time_views(task_obj, tta, crop_votes),
                                    **({"detect": detect} if detect else {}))
         report = {k: v for k, v in report.items() if not k.startswith("_")}
         report["model"] = str(model or "shipped")
@@ -138,6 +140,20 @@ def evaluate(
     if json_out:
         write_json(json_out, report)
         console.print(f"report: {json_out}")
+
+
+def _test_time_views(task_obj, tta: bool, crop_votes: bool):
+    """The ``tta`` argument of predict/evaluate: False, True (all the task's views) or the crop votes alone;
+    a one-line error for a task or model without them."""
+    if not (tta or crop_votes):
+        return False
+    views = task_obj.test_time_augmentation()
+    if tta:
+        return True
+    if not views.crop_shifts:
+        raise ShapekitError("--crop-votes: this model has no refinement stage to vote with (landmarks models "
+                           "trained with --opt refine=true, the default, have one)")
+    return views.crop_votes_only()
 
 
 def _cross_validate(data, model, task, out, rounds, epochs, input_size, opt, device, precision) -> dict:
@@ -206,6 +222,7 @@ def predict(
     overlays: bool = typer.Option(True, help="write overlay PNGs"),
     engine: str = typer.Option("auto", help=ENGINE_HELP),
     tta: bool = typer.Option(False, "--tta", help=TTA_HELP),
+    crop_votes: bool = typer.Option(False, "--crop-votes", help=CROP_VOTES_HELP),
     batch_size: int = typer.Option(8),
     detector: str = typer.Option("mtcnn", help="landmarks3d: face detector, mtcnn | dlib"),
     box: Optional[str] = typer.Option(None, help="landmarks3d: the face box x0,y0,x1,y1 in pixels (no detector)"),
@@ -215,11 +232,10 @@ def predict(
     """Predict on new images; writes predictions and overlays to --out."""
     runtime = _runtime(device, precision)
     task_obj, net, forward = _predictor(model, task, engine, runtime)
-    if tta:
-        task_obj.test_time_augmentation()  # a one-line error for tasks without TTA
     result = task_obj.predict(net, inputs, out, fmt=fmt or task_obj.output_formats[0],
-                              runtime=runtime, batch_size=batch_size, overlays=overlays,
-                              y_origin=y_origin, console=console, forward=forward, tta=tta, detector=detector,
+                              runtime=runtime, batch_size=batch_size, overlays=overlays, y_origin=y_origin,
+                              console=console, forward=forward, tta=_test_time_views(task_obj, tta, crop_votes),
+                              detector=detector,
                               box=box)
     faces = f", {result['n_faces']} faces" if "n_faces" in result else ""
     console.print(f"{result['n_images']} images{faces} -> {result['file']}")

@@ -17,7 +17,8 @@ from pydantic import BaseModel, Field
 
 @dataclass(frozen=True)
 class Letterbox:
-    """Resize by (sx, sy) then pad by (pad_x, pad_y) into a (width, height) canvas."""
+    """Optionally turn a quarter (counter-clockwise), resize by (sx, sy), then pad by (pad_x, pad_y) into a
+    (width, height) canvas. ``src_width`` is the width before the turn (needed to map points back)."""
 
     sx: float
     sy: float
@@ -25,17 +26,27 @@ class Letterbox:
     pad_y: int
     width: int
     height: int
+    turned: bool = False
+    src_width: int = 0
 
     @classmethod
-    def fit(cls, src_width: int, src_height: int, width: int, height: int | None = None) -> "Letterbox":
+    def fit(cls, src_width: int, src_height: int, width: int, height: int | None = None,
+            turn_to_fit: bool = False) -> "Letterbox":
+        """``turn_to_fit``: turn a portrait image into a landscape canvas (or the reverse) by 90 degrees first,
+        so elongated specimens photographed either way fill a non-square input instead of a third of it."""
         height = width if height is None else height
-        scale = min(width / src_width, height / src_height)
-        new_w = max(1, min(width, round(src_width * scale)))
-        new_h = max(1, min(height, round(src_height * scale)))
-        return cls(new_w / src_width, new_h / src_height, (width - new_w) // 2, (height - new_h) // 2, width, height)
+        turned = turn_to_fit and (src_width - src_height) * (width - height) < 0
+        fit_w, fit_h = (src_height, src_width) if turned else (src_width, src_height)
+        scale = min(width / fit_w, height / fit_h)
+        new_w = max(1, min(width, round(fit_w * scale)))
+        new_h = max(1, min(height, round(fit_h * scale)))
+        return cls(new_w / fit_w, new_h / fit_h, (width - new_w) // 2, (height - new_h) // 2, width, height,
+                   turned, src_width)
 
     def apply_image(self, image: np.ndarray, fill: int = 0, interpolation: int | None = None) -> np.ndarray:
-        """Resize and pad an image (or, with cv2.INTER_NEAREST, a label map)."""
+        """Turn, resize and pad an image (or, with cv2.INTER_NEAREST, a label map)."""
+        if self.turned:
+            image = np.ascontiguousarray(np.rot90(image))
         src_h, src_w = image.shape[:2]
         new_w, new_h = round(src_w * self.sx), round(src_h * self.sy)
         if interpolation is None:
@@ -47,25 +58,31 @@ class Letterbox:
 
     def apply_points(self, points: np.ndarray) -> np.ndarray:
         out = np.array(points, dtype=np.float64, copy=True)
+        if self.turned:  # np.rot90 sends pixel (x, y) to (y, W - 1 - x)
+            out = np.stack([out[..., 1], self.src_width - 1 - out[..., 0]], -1)
         out[..., 0] = (out[..., 0] + 0.5) * self.sx - 0.5 + self.pad_x
         out[..., 1] = (out[..., 1] + 0.5) * self.sy - 0.5 + self.pad_y
         return out
 
     def invert_points(self, points: np.ndarray) -> np.ndarray:
-        out = np.array(points, dtype=np.float64, copy=True)
-        out[..., 0] = (out[..., 0] - self.pad_x + 0.5) / self.sx - 0.5
-        out[..., 1] = (out[..., 1] - self.pad_y + 0.5) / self.sy - 0.5
-        return out
+        return invert_letterbox_points(np.asarray(points, dtype=np.float64)[None], self.as_array()[None])[0]
 
     def as_array(self) -> np.ndarray:
-        return np.array([self.sx, self.sy, self.pad_x, self.pad_y], dtype=np.float64)
+        """(sx, sy, pad_x, pad_y, turned, src_width): the row :func:`invert_letterbox_points` reads."""
+        return np.array([self.sx, self.sy, self.pad_x, self.pad_y, float(self.turned), self.src_width],
+                        dtype=np.float64)
 
 
 def invert_letterbox_points(points, params):
-    """Batched inverse for numpy arrays or torch tensors: points (B, N, 2), params (B, 4) = sx, sy, pad_x, pad_y."""
+    """Batched inverse for numpy arrays or torch tensors: points (B, N, 2), params (B, 4 or 6) = sx, sy, pad_x,
+    pad_y[, turned, src_width]."""
     sx, sy, pad_x, pad_y = (params[:, k, None] for k in range(4))
     x = (points[..., 0] - pad_x + 0.5) / sx - 0.5
     y = (points[..., 1] - pad_y + 0.5) / sy - 0.5
+    if params.shape[1] >= 6:  # undo the quarter turn: (x', y') came from (W - 1 - y', x')
+        turned = params[:, 4, None] > 0.5
+        where = np.where if isinstance(points, np.ndarray) else torch.where
+        x, y = where(turned, params[:, 5, None] - 1 - y, x), where(turned, x, y)
     stack = np.stack if isinstance(points, np.ndarray) else torch.stack
     return stack([x, y], -1)
 

@@ -17,7 +17,7 @@ and mollusc shells, where the zoom views alone did not; neutral on lizard toepad
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import torch
@@ -57,6 +57,10 @@ class TestTimeAugmentation:
     scales: tuple[float, ...] = DEFAULT_SCALES
     flip_order: list[int] | None = field(default=None)
     crop_shifts: tuple[tuple[float, float], ...] = ()
+
+    def crop_votes_only(self) -> "TestTimeAugmentation":
+        """The refiner's shifted crops without the whole-image views (``--crop-votes``)."""
+        return replace(self, flip=False, scales=())
 
     @property
     def views(self) -> list[tuple[bool, float]]:

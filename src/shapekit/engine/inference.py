@@ -45,15 +45,16 @@ def network_runner(model: nn.Module | None, runtime: Runtime, forward: ForwardFn
 
 def letterboxed_batches(images: Sequence[np.ndarray], shape: tuple[int, int], model: nn.Module | None, runtime: Runtime,
                         batch_size: int = 8, fill: int = 0, forward: ForwardFn | None = None,
-                        tta: "TestTimeAugmentation | None" = None
+                        tta: "TestTimeAugmentation | None" = None, turn_to_fit: bool = False
                         ) -> Iterator[tuple[torch.Tensor, list[Letterbox]]]:
-    """Yield (raw float32 CPU output, letterboxes) per batch of RGB uint8 images; shape = (width, height).
+    """Yield (raw float32 CPU output, letterboxes) per batch of RGB uint8 images; shape = (width, height);
+    ``turn_to_fit``: see :meth:`Letterbox.fit`.
 
     With ``tta`` the output is the average over its views (see :mod:`shapekit.tta`)."""
     run = network_runner(model, runtime, forward)
     for start in range(0, len(images), batch_size):
         chunk = images[start:start + batch_size]
-        boxes = [Letterbox.fit(im.shape[1], im.shape[0], *shape) for im in chunk]
+        boxes = [Letterbox.fit(im.shape[1], im.shape[0], *shape, turn_to_fit=turn_to_fit) for im in chunk]
         batch = np.stack([box.apply_image(im, fill) for box, im in zip(boxes, chunk)])
         tensor = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)
         raw = tta(run, tensor) if tta is not None else run(tensor)

@@ -55,7 +55,8 @@ def export_onnx(checkpoint: str | Path, out: str | Path, calibration: list[np.nd
                               opset_version=ONNX_OPSET, dynamo=False)
         if calibration is not None:
             raw_path = _quantize_int8(raw_path, Path(tmp), calibration, (width, height), int(meta["meta"].get("pad_fill", 0)),
-                                      None if refiner is None else (refiner.num_landmarks, refiner.crop_size))
+                                      None if refiner is None else (refiner.num_landmarks, refiner.crop_size),
+                                      task.turn_to_fit)
         graph = onnx.load(str(raw_path))
     entry = graph.metadata_props.add()
     entry.key, entry.value = META_KEY, json.dumps(meta)
@@ -76,7 +77,7 @@ class _TwoStage(torch.nn.Module):
 
 
 def _quantize_int8(fp32_path: Path, tmp: Path, images: list[np.ndarray], shape: tuple[int, int], fill: int,
-                   crops: tuple[int, int] | None = None) -> Path:
+                   crops: tuple[int, int] | None = None, turn_to_fit: bool = False) -> Path:
     """onnxruntime static quantisation (QDQ, per-channel int8 weights, uint8 activations calibrated on ``images``)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -95,7 +96,7 @@ def _quantize_int8(fp32_path: Path, tmp: Path, images: list[np.ndarray], shape: 
             if not self.pending:
                 return None
             image = self.pending.pop(0)
-            boxed = Letterbox.fit(image.shape[1], image.shape[0], *shape).apply_image(image, fill)
+            boxed = Letterbox.fit(image.shape[1], image.shape[0], *shape, turn_to_fit=turn_to_fit).apply_image(image, fill)
             feed = {"image": np.ascontiguousarray(boxed.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0}
             if crops is not None:
                 feed["crops"] = _calibration_crops(image, *crops)

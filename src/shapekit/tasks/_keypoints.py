@@ -40,6 +40,11 @@ class KeypointOptions(BaseModel):
     flip_pairs: list[tuple[int, int]] | None = Field(None, description="left/right swaps (0-based); None: from names")
     normalisation: str = Field("bbox", description="NME normaliser: bbox, long_side or two landmarks 'i,j'")
     augment: AugmentOptions = Field(default_factory=AugmentOptions)
+    input_width: int | None = Field(None, ge=32, description="non-square network input, with input_height "
+                                                             "(default: the task's, square for heatmaps)")
+    input_height: int | None = Field(None, ge=32)
+    turn_to_fit: bool = Field(False, description="with a non-square input: turn images of the other orientation "
+                                                 "by 90 degrees (elongated specimens photographed either way)")
 
 
 class KeypointSamples(Dataset):
@@ -47,9 +52,10 @@ class KeypointSamples(Dataset):
 
     def __init__(self, landmarks: LandmarkSet, shape: tuple[int, int], augmenter: KeypointAugmenter | None = None,
                  description: str = "loading images", pixel_augment=None, keep_originals: bool = False,
-                 extra=None):
+                 extra=None, turn_to_fit: bool = False):
         """``keep_originals``: also cache the original-resolution images (``original_images``), for tasks that
-        look at native pixels; ``extra(dataset, index)`` -> more entries for each sample (e.g. crops)."""
+        look at native pixels; ``extra(dataset, index)`` -> more entries for each sample (e.g. crops);
+        ``turn_to_fit``: see :meth:`Letterbox.fit`."""
         self.augmenter = augmenter
         self.pixel_augment = pixel_augment
         self.extra = extra
@@ -59,7 +65,7 @@ class KeypointSamples(Dataset):
             image = read_image(record.image_path)
             if image.shape[:2] != (record.height, record.width):
                 raise InputError(record.image_path, "image size changed while loading the dataset")
-            box = Letterbox.fit(record.width, record.height, *shape)
+            box = Letterbox.fit(record.width, record.height, *shape, turn_to_fit=turn_to_fit)
             if keep_originals:
                 self.original_images.append(image)
             self.images.append(box.apply_image(image, PAD_FILL))
@@ -119,10 +125,20 @@ class KeypointTask(Task):
         return load_landmark_set(folder, y_origin=self.meta.get("y_origin", self.options.y_origin))
 
     def choose_input_shape(self, data: LandmarkSet) -> tuple[int, int]:
-        """Network input (width, height) for this dataset; square by default."""
-        if self.config.input_size % 32:
+        """Network input (width, height) for this dataset: ``input_width`` x ``input_height`` when both are set,
+        else square (--input-size)."""
+        shape = self.explicit_input_shape()
+        if shape and (shape[0] % 32 or shape[1] % 32):
+            raise ShapekitError(f"input {shape[0]} x {shape[1]}: both sides must be multiples of 32")
+        if not shape and self.config.input_size % 32:
             raise ShapekitError(f"--input-size {self.config.input_size}: must be a multiple of 32")
-        return self.config.input_size, self.config.input_size
+        return shape or (self.config.input_size, self.config.input_size)
+
+    def explicit_input_shape(self) -> tuple[int, int] | None:
+        width, height = self.options.input_width, self.options.input_height
+        if (width is None) != (height is None):
+            raise ShapekitError("--opt input_width and input_height go together")
+        return None if width is None else (width, height)
 
     def pixel_augment(self):
         """Extra per-image augmentation after the geometric one (None: nothing)."""
@@ -148,14 +164,15 @@ class KeypointTask(Task):
             "landmark_names": data.names, "num_landmarks": data.num_landmarks, "flip_pairs": flip_pairs,
             "y_origin": data.y_origin, "source_format": data.format, "skeleton": data.skeleton,
             "input_shape": list(shape), "pad_fill": PAD_FILL,
+            "turn_to_fit": bool(self.options.turn_to_fit and shape[0] != shape[1]),
             "train_ids": [data.records[i].id for i in train_idx], "val_ids": [data.records[i].id for i in val_idx],
         })
         augmenter = KeypointAugmenter(self.options.augment, flip_pairs, PAD_FILL) if self.options.augment.enabled else None
         train = KeypointSamples(data.subset(train_idx), shape, augmenter, "loading training images",
                                 self.pixel_augment() if self.options.augment.enabled else None,
-                                **self.sample_settings(training=True))
+                                turn_to_fit=self.turn_to_fit, **self.sample_settings(training=True))
         val = KeypointSamples(data.subset(val_idx), shape, None, "loading validation images",
-                              **self.sample_settings(training=False)) if val_idx else None
+                              turn_to_fit=self.turn_to_fit, **self.sample_settings(training=False)) if val_idx else None
         self._val_samples = val
         return train, val
 
@@ -232,7 +249,8 @@ class KeypointTask(Task):
         points_out, conf_out = [np.zeros((0, count, 2))], [np.zeros((0, count))]
         done = 0
         for raw, boxes in letterboxed_batches(images, self.input_shape, model, runtime, batch_size,
-                                              int(self.meta.get("pad_fill", PAD_FILL)), forward, augmentation):
+                                              int(self.meta.get("pad_fill", PAD_FILL)), forward, augmentation,
+                                              self.turn_to_fit):
             points, conf = self.decode(raw)
             params = np.stack([box.as_array() for box in boxes])
             original = invert_letterbox_points(points.double().numpy(), params)
@@ -252,8 +270,8 @@ class KeypointTask(Task):
         return points
 
     def predict(self, model, inputs, out, fmt: str = "tps", runtime: Runtime | None = None, batch_size: int = 8,
-                overlays: bool = True, y_origin: str | None = None, forward=None, console=None, tta: bool = False,
-                **_):
+                overlays: bool = True, y_origin: str | None = None, forward=None, console=None,
+                tta: "bool | TestTimeAugmentation" = False, **_):
         if fmt not in OUTPUT_FILES:
             raise ShapekitError(f"--format {fmt!r}: choose tps, coco or csv for landmark tasks")
         runtime = runtime or Runtime.create()
@@ -275,8 +293,8 @@ class KeypointTask(Task):
                 "images": [str(p) for p in kept]}
 
     def evaluate(self, model, data, runtime: Runtime | None = None, batch_size: int = 8,
-                 normalisation: str | None = None, out_dir: Path | None = None, forward=None, tta: bool = False,
-                 refine: bool = True, **_):
+                 normalisation: str | None = None, out_dir: Path | None = None, forward=None,
+                 tta: "bool | TestTimeAugmentation" = False, refine: bool = True, **_):
         runtime = runtime or Runtime.create()
         dataset = self.load_landmarks(Path(data))
         if dataset.num_landmarks != self.meta["num_landmarks"]:
@@ -324,7 +342,8 @@ class KeypointTask(Task):
     # --- web app --------------------------------------------------------------------------------
     web_kind = "landmarks"
 
-    def predict_image(self, model, image, runtime, forward: ForwardFn | None = None, tta: bool = False, **_):
+    def predict_image(self, model, image, runtime, forward: ForwardFn | None = None,
+                      tta: "bool | TestTimeAugmentation" = False, **_):
         points, conf = self.infer_images(model, [image], runtime, batch_size=1, forward=forward, tta=tta)
         return {"kind": self.web_kind, "names": self.names, "points": json_values(points[0]),
                 "confidence": json_values(conf[0]), "skeleton": [list(e) for e in self.meta.get("skeleton") or []],

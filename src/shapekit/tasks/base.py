@@ -121,6 +121,11 @@ class Task(ABC):
         shape = self.meta.get("input_shape")
         return (int(shape[0]), int(shape[1])) if shape else (self.config.input_size, self.config.input_size)
 
+    @property
+    def turn_to_fit(self) -> bool:
+        """Whether images are turned by 90 degrees to match a non-square input (see :meth:`Letterbox.fit`)."""
+        return bool(self.meta.get("turn_to_fit", False))
+
     # --- training -----------------------------------------------------------------------------
     @abstractmethod
     def setup(self) -> tuple[Dataset, Dataset | None]:

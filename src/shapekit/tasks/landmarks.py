@@ -52,7 +52,8 @@ class LandmarkTask(KeypointTask):
 
     @property
     def heatmap_size(self) -> int:
-        return self.input_shape[1] // 4
+        """The heatmaps' long side (they are 1/4 of the input); sets the default target radius."""
+        return max(self.input_shape) // 4
 
     @property
     def radius(self) -> float:
@@ -110,7 +111,7 @@ class LandmarkTask(KeypointTask):
         refine = self.refinement
         letterboxes = torch.as_tensor(np.asarray(letterboxes, dtype=np.float32))
         scale = (letterboxes[:, 0] + letterboxes[:, 1]) / 2  # input pixels per original pixel
-        stride = self.input_shape[1] / self.heatmap_size
+        stride = 4  # input pixels per heatmap cell
         return refine["cells"] * stride / (refine["crop"] * scale)
 
     def refine_in_crops(self, run, images: list, centres: torch.Tensor, letterboxes, shifts=()) -> torch.Tensor:

@@ -18,8 +18,6 @@ from .base import register_task
 class RegressOptions(KeypointOptions):
     backbone: Literal["paper", "encoder"] = Field("paper", description="paper: the beetle paper's CNN; encoder: "
                                                                          "the same head on --encoder (pretrained)")
-    input_width: int | None = Field(None, ge=32, description="default 256 x 192, turned to match the images")
-    input_height: int | None = Field(None, ge=32)
     channels: Literal["gray", "rgb"] = Field("gray", description="input of the paper's CNN")
     channel_augment: bool = Field(True, description="add a constant to one channel / use one channel as gray")
     channel_shift: float = Field(20.0, ge=0, description="largest constant added to a channel")
@@ -35,9 +33,9 @@ class RegressTask(KeypointTask):
     output_layer = ("head.6.weight", "head.6.bias")  # the last Linear of the regression head
 
     def choose_input_shape(self, data):
-        opts = self.options
-        if opts.input_width and opts.input_height:
-            return opts.input_width, opts.input_height
+        shape = self.explicit_input_shape()
+        if shape:
+            return shape
         # The paper's 256 x 192, turned upright when most images are portrait.
         portrait = np.median([r.height for r in data.records]) > np.median([r.width for r in data.records])
         return (192, 256) if portrait else (256, 192)
