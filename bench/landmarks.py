@@ -112,7 +112,8 @@ def shapekit_runs(name: str, variant: str, train_dir: Path, test_dir: Path, args
     label = f"shapekit {variant} ({size}{', ' + args.tag if args.tag else ''})"
     settings = [(False, True, "")] + ([(True, True, " + TTA")] if not args.no_tta else [])
     if variant == "refined":
-        settings += [(task.test_time_augmentation().crop_votes_only(), True, " + crop votes"), (False, False, ", coarse stage only")]
+        votes = task.test_time_augmentation().crop_votes_only()
+        settings += [(votes, True, " + crop votes"), (False, False, ", coarse stage only")]
     rows = []
     for tta, refine, suffix in settings:
         views = "_tta" if tta is True else "_votes" if tta else ""

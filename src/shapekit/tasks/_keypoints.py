@@ -128,11 +128,13 @@ class KeypointTask(Task):
         """Network input (width, height) for this dataset: ``input_width`` x ``input_height`` when both are set,
         else square (--input-size)."""
         shape = self.explicit_input_shape()
-        if shape and (shape[0] % 32 or shape[1] % 32):
+        if shape is None:
+            if self.config.input_size % 32:
+                raise ShapekitError(f"--input-size {self.config.input_size}: must be a multiple of 32")
+            return self.config.input_size, self.config.input_size
+        if shape[0] % 32 or shape[1] % 32:
             raise ShapekitError(f"input {shape[0]} x {shape[1]}: both sides must be multiples of 32")
-        if not shape and self.config.input_size % 32:
-            raise ShapekitError(f"--input-size {self.config.input_size}: must be a multiple of 32")
-        return shape or (self.config.input_size, self.config.input_size)
+        return shape
 
     def explicit_input_shape(self) -> tuple[int, int] | None:
         width, height = self.options.input_width, self.options.input_height
