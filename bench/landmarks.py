@@ -81,28 +81,36 @@ def _trained_within(run_dir: Path, minutes: float) -> bool:
     return recorded is not None and math.isclose(float(recorded), minutes * 1.1, rel_tol=1e-6)
 
 
+def train_on_budget(config: RunConfig, minutes: float, epochs: int | None = None, retrain: bool = False,
+                    label: str = "") -> float:
+    """Train ``config`` into ``config.out`` within ``minutes`` of CPU time (epochs sized from a measured throughput,
+    or ``epochs``), unless a run on the same budget is there already; returns its training minutes."""
+    run_dir = Path(config.out)
+    if not _trained_within(run_dir, minutes) or retrain:
+        n_train = len(load_landmark_set(config.data))
+        if not epochs:
+            ips = train_throughput(config)
+            # Epochs that fit the budget (validation and data loading take ~15 % on top of the network).
+            epochs = max(3, math.floor(minutes * 60 * ips * 0.85 / (n_train * (1 - config.val_fraction))))
+            console.print(f"[bold]{label}[/]: {n_train} images, {ips:.1f} train img/s -> {epochs} epochs")
+        if run_dir.exists():
+            import shutil
+            shutil.rmtree(run_dir)
+        start = time.time()
+        train(config.model_copy(update={"epochs": epochs, "max_minutes": minutes * 1.1}), console=console)
+        (run_dir / "train_minutes.txt").write_text(f"{(time.time() - start) / 60:.3f}\n")
+    return float((run_dir / "train_minutes.txt").read_text())
+
+
 def shapekit_runs(name: str, variant: str, train_dir: Path, test_dir: Path, args) -> list[dict]:
     """Train one model variant within the CPU budget; rows for it without and with TTA (and, for a refined
     model, its own coarse stage)."""
     tag = "_".join(t for t in (variant, args.tag) if t)
     run_dir = WORK / "landmarks" / name / f"run_{args.input_size}_{tag}{_seed_suffix(args.seed)}"
-    n_train = len(load_landmark_set(train_dir))
     config = RunConfig(task="landmarks", data=train_dir, out=run_dir, input_size=args.input_size, seed=args.seed,
                        batch_size=8, val_fraction=0.1, plot_every=10, ema=args.ema, encoder=args.encoder,
                        options=parse_overrides(VARIANTS[variant] + args.opt))
-    if not _trained_within(run_dir, args.minutes) or args.retrain:
-        ips = train_throughput(config)
-        # Epochs that fit the budget (validation and data loading take ~15 % on top of the network).
-        epochs = max(3, math.floor(args.minutes * 60 * ips * 0.85 / (n_train * 0.9)))
-        console.print(f"[bold]{name} {variant}[/]: {n_train} images, {ips:.1f} train img/s -> {epochs} epochs")
-        if run_dir.exists():
-            import shutil
-            shutil.rmtree(run_dir)
-        config = config.model_copy(update={"epochs": epochs, "max_minutes": args.minutes * 1.1})
-        start = time.time()
-        train(config, console=console)
-        (run_dir / "train_minutes.txt").write_text(f"{(time.time() - start) / 60:.3f}\n")
-    train_minutes = float((run_dir / "train_minutes.txt").read_text())
+    train_minutes = train_on_budget(config, args.minutes, args.epochs, args.retrain, f"{name} {variant}")
     task, model = load_model(run_dir / "best.ckpt")
     runtime = Runtime.create()
     records = load_landmark_set(test_dir).records
@@ -200,6 +208,8 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
                         help="coarse: whole-image heatmaps only; refined: with the crop refiner")
     parser.add_argument("--no-tta", action="store_true", help="skip the test-time augmentation rows")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="train this many epochs instead of sizing them to --minutes (still capped at 1.1 x it)")
     parser.add_argument("--input-size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--test-fraction", type=float, default=0.2)

@@ -50,6 +50,32 @@ def render_targets(points: torch.Tensor, visible: torch.Tensor, height: int, wid
     return target * visible[..., None, None].to(target.dtype)
 
 
+def soft_argmax(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integral regression (Sun et al. 2018): softmax of logits (B, N, H, W) over each map, and the expected
+    position (B, N, 2) in map pixels. The expectation is a convex combination of pixel centres, so it always
+    lies inside the map, and unlike the argmax it is differentiable."""
+    height, width = logits.shape[-2:]
+    # A softmax over both map axes written out: no reshape, which an ONNX export fed an empty batch cannot resolve.
+    logits = logits.float()
+    weights = (logits - logits.amax(dim=(-2, -1), keepdim=True)).exp()
+    prob = weights / weights.sum(dim=(-2, -1), keepdim=True)
+    xs = torch.arange(width, device=logits.device, dtype=prob.dtype)
+    ys = torch.arange(height, device=logits.device, dtype=prob.dtype)
+    points = torch.stack([(prob.sum(2) * xs).sum(-1), (prob.sum(3) * ys).sum(-1)], -1)
+    return points, prob
+
+
+def gaussian_divergence(prob: torch.Tensor, points: torch.Tensor, visible: torch.Tensor,
+                        sigma: float = 1.0) -> torch.Tensor:
+    """KL divergence (B, N) of normalised maps (B, N, H, W) from a normalised Gaussian of std ``sigma`` map
+    pixels at ``points`` (B, N, 2), map pixels. A small multiple of it next to a position loss makes the maps
+    peaked, which the position loss alone reaches slowly (DSNT, Nibali et al. 2018)."""
+    height, width = prob.shape[-2:]
+    target = render_targets(points.float(), visible, height, width, 3.0 * sigma, "gaussian")
+    target = target / target.flatten(2).sum(-1).clamp_min(1e-6)[..., None, None]
+    return (target * (target.clamp_min(1e-8).log() - prob.float().clamp_min(1e-8).log())).flatten(2).sum(-1)
+
+
 def decode_heatmaps(heatmaps: torch.Tensor, radius: float, floor: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
     """Sub-pixel landmark positions from probability heatmaps (B, N, H, W).
 

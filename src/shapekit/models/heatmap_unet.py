@@ -12,7 +12,7 @@ from segmentation_models_pytorch.decoders.unet.decoder import UnetDecoderBlock
 from torch import nn
 
 from .crop_refiner import CropRefiner, RefineHead
-from .encoders import Normalize, create_encoder
+from .encoders import Normalize, create_encoder, encoder_stem, freeze
 
 HEATMAP_STRIDE = 4
 
@@ -20,12 +20,14 @@ HEATMAP_STRIDE = 4
 class HeatmapUNet(nn.Module):
     def __init__(self, num_landmarks: int, encoder: str = "mobilenet_v2", encoder_weights="imagenet",
                  decoder_channels: tuple[int, int, int] = (128, 96, 64), head_bias: float = -4.0,
-                 refine_crop: int | None = None, refine_head: RefineHead = "heatmap"):
+                 refine_crop: int | None = None, refine_head: RefineHead = "heatmap", freeze_stem: bool = False):
         super().__init__()
         self.num_landmarks = num_landmarks
         self.stride = HEATMAP_STRIDE
         self.normalize = Normalize()
         self.encoder = create_encoder(encoder, encoder_weights)
+        if freeze_stem:
+            freeze(encoder_stem(self.encoder, encoder))
         channels = self.encoder.out_channels  # strides 1, 2, 4, 8, 16, 32
         in_channels = channels[5]
         skips = (channels[4], channels[3], channels[2])
@@ -38,7 +40,7 @@ class HeatmapUNet(nn.Module):
         # Start with near-empty heatmaps (sigmoid(-4) ~ 0.02): most pixels are background.
         nn.init.constant_(self.head.bias, head_bias)
         # Optional second stage on crops of the original image (see models/crop_refiner.py).
-        self.refiner = (CropRefiner(num_landmarks, refine_crop, refine_head, encoder_weights)
+        self.refiner = (CropRefiner(num_landmarks, refine_crop, refine_head, encoder_weights, freeze_stem)
                         if refine_crop else None)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
