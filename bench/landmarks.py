@@ -69,7 +69,7 @@ def _seed_suffix(seed: int) -> str:
     return "" if seed == 0 else f"_seed{seed}"  # seed 0 keeps the folder names of the earlier runs
 
 
-def _trained_within(run_dir: Path, minutes: float) -> bool:
+def trained_within(run_dir: Path, minutes: float) -> bool:
     """A finished run of this variant exists and was trained on the same budget (its config records the budget
     as max_minutes = 1.1 x minutes), so a table never mixes budgets."""
     import yaml
@@ -86,7 +86,7 @@ def train_on_budget(config: RunConfig, minutes: float, epochs: int | None = None
     """Train ``config`` into ``config.out`` within ``minutes`` of CPU time (epochs sized from a measured throughput,
     or ``epochs``), unless a run on the same budget is there already; returns its training minutes."""
     run_dir = Path(config.out)
-    if not _trained_within(run_dir, minutes) or retrain:
+    if not trained_within(run_dir, minutes) or retrain:
         n_train = len(load_landmark_set(config.data))
         if not epochs:
             ips = train_throughput(config)

@@ -360,3 +360,37 @@ def test_a_face_dataset_is_shown_and_corrected_in_its_own_file(tmp_path):
     answer = client.post("/api/datasets/faces/annotations", json={"images": [{"name": image["name"], "points": points[:5]}]})
     assert answer.status_code == 400 and "68" in answer.json()["error"], answer.text
     assert (folder / "annotations.json").read_text() == saved and len(_backups(folder, "annotations.json")) == 1
+
+
+def test_test_time_views_are_offered_per_task_and_applied(client, workspace):
+    from shapekit.serve.models import model_entry
+
+    (workspace / "models" / "config.yaml").write_text("task: landmarks\n")
+    models = {m["name"]: m for m in client.get("/api/models").json()}
+    assert models["models/landmarks.ckpt"]["task"] == "landmarks"
+    assert models["models/landmarks.ckpt"]["test_time"] == ["off", "votes", "full"]
+    assert models["shipped:segment"]["test_time"] == ["off", "full"]
+    assert model_entry("a.ckpt", "mesh", False)["test_time"] == ["off"]
+    assert model_entry("a.onnx", None, False)["test_time"] == ["off", "votes", "full"]  # task known once loaded
+    # The crop votes the client asks for are the task's own crop votes, and they move the points.
+    image = {"path": "specimens/images/specimen_0003.png", "model": "models/landmarks.ckpt"}
+    plain = client.post("/api/predict", data=image).json()
+    voted = client.post("/api/predict", data={**image, "test_time": "votes"}).json()
+    assert plain["test_time"] == "off" and voted["test_time"] == "votes"
+    task, model = load_model(workspace / "models" / "landmarks.ckpt")
+    direct = task.predict_image(model, read_image(workspace / image["path"]), Runtime.create(),
+                                tta=task.test_time_augmentation().crop_votes_only())
+    np.testing.assert_allclose(voted["points"], direct["points"], atol=0.05)
+    assert np.abs(np.array(voted["points"]) - np.array(plain["points"])).max() > 0.05
+    # A whole dataset with every view: the mode is stored beside the predictions.
+    everything = {"model": "models/landmarks.ckpt", "test_time": "full"}
+    answer = client.post("/api/datasets/specimens/predict", json=everything)
+    assert answer.status_code == 200 and answer.json()["test_time"] == "full", answer.text
+    assert json.loads((workspace / "specimens" / "shapekit-predictions.json").read_text())["test_time"] == "full"
+    # Views a model does not have, and unknown modes, are refused in one line.
+    refused = client.post("/api/predict", data={**image, "model": "shipped:segment", "test_time": "votes"})
+    assert refused.status_code == 400 and "no refinement stage" in refused.json()["error"]
+    unknown = client.post("/api/predict", data={**image, "test_time": "sideways"})
+    assert unknown.status_code == 400 and "expected one of off, votes, full" in unknown.json()["error"]
+    invalid = client.post("/api/datasets/specimens/predict", json={**everything, "test_time": "x"})
+    assert invalid.status_code == 422

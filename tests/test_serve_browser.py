@@ -25,7 +25,9 @@ MASK_COLOUR = (255, 64, 160)  # its colour for mask class 1
 def site(tmp_path_factory, trained_run):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     root = make_workspace(tmp_path_factory.mktemp("web") / "ws", trained_run / "best.ckpt")
-    random_mesh_checkpoint(root / "models" / "mesh.ckpt")
+    (root / "models" / "mesh").mkdir()
+    random_mesh_checkpoint(root / "models" / "mesh" / "best.ckpt")
+    (root / "models" / "mesh" / "config.yaml").write_text("task: mesh\n")  # as in a run folder: names the task
     app = create_app(root)
     with live_server(app) as base:
         yield base, root
@@ -56,11 +58,17 @@ def _drag(page, start, delta):
     page.mouse.up()
 
 
-def _upload(page, base, model, upload):
+def _upload(page, base, model, upload, test_time=None):
     page.goto(base)
     page.wait_for_function("document.body.dataset.ready")
     page.select_option("#model", model)
+    if test_time:
+        page.select_option("#test-time", test_time)
     page.set_input_files("#upload", str(upload))
+
+
+def _options(page, select):
+    return page.locator(f"{select} option").evaluate_all("options => options.map(o => o.value)")
 
 
 def test_review_drag_undo_save_changes_the_tps_file(site, tmp_path):
@@ -119,10 +127,15 @@ def test_predict_then_review_the_least_confident_first(site, tmp_path):
     with browser_page(tmp_path / "profile") as page:
         page.goto(f"{base}/?dataset=specimens&model=models/landmarks.ckpt")
         _wait_shown(page)
+        # A two-stage landmark model offers its crop votes and full TTA; the choice travels with the request.
+        assert _options(page, "#test-time") == ["off", "votes", "full"] and page.is_enabled("#test-time")
+        page.select_option("#test-time", "votes")
         page.click("#predict")
         page.wait_for_function("document.querySelector('#status').textContent.startsWith('predicted')")
         _wait_shown(page)
-        stored = json.loads((root / "specimens" / "shapekit-predictions.json").read_text())["images"]
+        payload = json.loads((root / "specimens" / "shapekit-predictions.json").read_text())
+        stored = payload["images"]
+        assert payload["test_time"] == "votes"
         by_score = sorted(stored, key=lambda name: stored[name]["score"])
         listed = page.locator("#images li").evaluate_all("items => items.map(li => li.dataset.name)")
         assert page.locator("#sort").input_value() == "confidence" and listed == by_score
@@ -143,11 +156,12 @@ def test_upload_a_photo_and_see_its_mask(site, tmp_path):
     base, _ = site
     upload = photo(tmp_path / "astronaut.jpg")
     with browser_page(tmp_path / "profile") as page:
-        _upload(page, base, "shipped:segment", upload)
+        _upload(page, base, "shipped:segment", upload, test_time="full")
         page.wait_for_function("window.shapekit.currentItem() && window.shapekit.currentItem().overlay")
         _wait_shown(page, "astronaut.jpg")
+        assert _options(page, "#test-time") == ["off", "full"]  # masks: no crop votes
         result = page.evaluate("window.shapekit.currentItem().prediction")
-        assert result["kind"] == "mask" and 0.1 < result["coverage"] < 0.7
+        assert result["kind"] == "mask" and result["test_time"] == "full" and 0.1 < result["coverage"] < 0.7
         assert "mask covering" in page.locator("#status").inner_text()
         mask = np.asarray(Image.open(io.BytesIO(base64.b64decode(result["mask_png"]))))
         inside = np.argwhere(ndimage.binary_erosion(mask > 0, iterations=15))
@@ -183,9 +197,10 @@ def test_3d_views_for_a_mesh_and_for_3d_landmarks(site, tmp_path):
         return count / (data.length / 4);
     }"""
     with browser_page(tmp_path / "profile") as page:
-        _upload(page, base, "models/mesh.ckpt", upload)
+        _upload(page, base, "models/mesh/best.ckpt", upload)
         page.wait_for_function("window.shapekit.viewer() && window.shapekit.viewer().kind === 'mesh'")
         assert page.locator("#panel3d").is_visible()
+        assert _options(page, "#test-time") == ["off"] and not page.is_enabled("#test-time")  # meshes have none
         summary = page.evaluate("window.shapekit.viewer()")
         result = page.evaluate("window.shapekit.currentItem().prediction")
         assert summary["vertices"] == 3 * result["num_faces"]  # GLB corners: one vertex per face corner

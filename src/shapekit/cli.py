@@ -143,17 +143,10 @@ def evaluate(
 
 
 def _test_time_views(task_obj, tta: bool, crop_votes: bool):
-    """The ``tta`` argument of predict/evaluate: False, True (all the task's views) or the crop votes alone;
-    a one-line error for a task or model without them."""
-    if not (tta or crop_votes):
-        return False
-    views = task_obj.test_time_augmentation()
-    if tta:
-        return True
-    if not views.crop_shifts:
-        raise ShapekitError("--crop-votes: this model has no refinement stage to vote with (landmarks models "
-                           "trained with --opt refine=true, the default, have one)")
-    return views.crop_votes_only()
+    """The ``tta`` argument of predict/evaluate from the --tta and --crop-votes flags."""
+    from .tta import test_time_views
+
+    return test_time_views(task_obj, "full" if tta else "votes" if crop_votes else "off")
 
 
 def _cross_validate(data, model, task, out, rounds, epochs, input_size, opt, device, precision) -> dict:

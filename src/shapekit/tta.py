@@ -23,9 +23,13 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from .errors import ShapekitError
+
 DEFAULT_SCALES = (0.9, 1.1)
 # The refiner's crop centres: centred, and one coarse heatmap cell right, left, down and up.
 CROSS_SHIFTS = ((0.0, 0.0), (1.0, 0.0), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0))
+# What a user picks (CLI flags, web app, HTTP API): nothing, the refiner's crop votes alone, or every view.
+TEST_TIME_MODES = ("off", "votes", "full")
 
 
 def flip_permutation(count: int, pairs: Sequence[Sequence[int]] | None) -> list[int]:
@@ -86,3 +90,19 @@ class TestTimeAugmentation:
             total = out * mask if total is None else total + out * mask
             weight = mask if weight is None else weight + mask
         return total / weight.clamp_min(1e-6)
+
+
+def test_time_views(task, mode: str) -> "bool | TestTimeAugmentation":
+    """``mode`` (one of :data:`TEST_TIME_MODES`) -> the ``tta`` argument of a task's inference: False, True
+    (all the task's views) or the crop votes alone; a one-line error for a task or model without them."""
+    if mode not in TEST_TIME_MODES:
+        raise ShapekitError(f"test-time views {mode!r}: expected one of {', '.join(TEST_TIME_MODES)}")
+    if mode == "off":
+        return False
+    views = task.test_time_augmentation()
+    if mode == "full":
+        return True
+    if not views.crop_shifts:
+        raise ShapekitError("crop votes: this model has no refinement stage to vote with (landmarks models "
+                            "trained with --opt refine=true, the default, have one)")
+    return views.crop_votes_only()

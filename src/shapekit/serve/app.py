@@ -11,7 +11,7 @@ import logging
 import mimetypes
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -25,6 +25,7 @@ from .. import __version__
 from ..engine.runtime import Runtime
 from ..errors import ShapekitError
 from ..io.images import decode_image, read_image
+from ..tta import TEST_TIME_MODES
 from . import datasets
 from .models import ModelCache, list_models, shipped_models
 from .workspace import PathRefused, Workspace
@@ -57,6 +58,8 @@ def vendor_missing() -> list[str]:
 
 class PredictDatasetRequest(BaseModel):
     model: str = Field(description="a .ckpt/.onnx path under the root, or shipped:TASK")
+    test_time: Literal[TEST_TIME_MODES] = Field(  # type: ignore[valid-type]
+        "off", description="test-time views: off, votes (the refiner's crop votes) or full (--tta)")
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -273,7 +276,7 @@ def create_app(root: str | Path = ".", max_upload_mb: float = 25.0, max_megapixe
               summary=f"Predict every image; writes {datasets.PREDICTIONS_FILE} beside the dataset")
     async def dataset_predict(path: str, request: PredictDatasetRequest) -> dict[str, Any]:
         loaded = await off_loop(cache.get, request.model)
-        return await off_loop(datasets.predict_dataset, workspace, path, loaded, runtime)
+        return await off_loop(datasets.predict_dataset, workspace, path, loaded, runtime, request.test_time)
 
     @app.post("/api/datasets/{path:path}/annotations",
               summary="Save corrected landmarks into the dataset's file (previous file kept as .bak-<time>)")
@@ -288,7 +291,9 @@ def create_app(root: str | Path = ".", max_upload_mb: float = 25.0, max_megapixe
 
     @app.post("/api/predict", summary="Predict one image: an upload (file) or a file under the root (path)")
     async def predict(model: str = Form(..., description="a .ckpt/.onnx path under the root, or shipped:TASK"),
-                      file: UploadFile | None = File(None), path: str | None = Form(None)) -> dict[str, Any]:
+                      file: UploadFile | None = File(None), path: str | None = Form(None),
+                      test_time: str = Form("off", description="off, votes (the refiner's crop votes) or full (--tta)"),
+                      ) -> dict[str, Any]:
         if (file is None) == (path is None):
             raise ShapekitError("send either an image file or the path of an image under the root")
         if file is not None:
@@ -303,7 +308,7 @@ def create_app(root: str | Path = ".", max_upload_mb: float = 25.0, max_megapixe
             image = await run_in_threadpool(_read_bounded, real, max_pixels, workspace)
         loaded = await off_loop(cache.get, model)
         start = time.perf_counter()
-        result = await off_loop(loaded.predict, image, runtime)
+        result = await off_loop(loaded.predict, image, runtime, test_time)
         result["image"] = {"name": name, "width": int(image.shape[1]), "height": int(image.shape[0])}
         result["wall_milliseconds"] = round((time.perf_counter() - start) * 1000, 2)
         return result

@@ -216,9 +216,10 @@ def prediction_for(workspace: Workspace, relative: str, image: str) -> dict[str,
     return predictions["images"][image]
 
 
-def predict_dataset(workspace: Workspace, relative: str, loaded, runtime) -> dict[str, Any]:
-    """Run ``loaded`` (a serve.models.LoadedModel) over every image of the dataset and write the predictions
-    file beside it (atomically). Blocking: the caller runs it in a worker thread."""
+def predict_dataset(workspace: Workspace, relative: str, loaded, runtime, test_time: str = "off") -> dict[str, Any]:
+    """Run ``loaded`` (a serve.models.LoadedModel) over every image of the dataset, with the test-time views
+    ``test_time``, and write the predictions file beside it (atomically). Blocking: the caller runs it in a
+    worker thread."""
     folder = workspace.resolve(relative, kind="dir")
     if dataset_kind(folder) is None:
         raise PathRefused(f"{relative or '.'}: not a dataset", 404)
@@ -230,15 +231,17 @@ def predict_dataset(workspace: Workspace, relative: str, loaded, runtime) -> dic
         except InputError as exc:
             failed.append(workspace.scrub(str(exc)))
             continue
-        result = loaded.predict(image, runtime)
+        result = loaded.predict(image, runtime, test_time)
         result.pop("milliseconds", None)
         results[path.name] = result
     kinds = {r["kind"] for r in results.values()}
-    payload = {"model": loaded.name, "task": loaded.task.name, "kind": kinds.pop() if len(kinds) == 1 else None,
+    payload = {"model": loaded.name, "task": loaded.task.name, "test_time": test_time,
+               "kind": kinds.pop() if len(kinds) == 1 else None,
                "created": datetime.datetime.now().isoformat(timespec="seconds"), "images": results}
     write_json(folder / PREDICTIONS_FILE, payload)
     scores = [r["score"] for r in results.values() if r.get("score") is not None]
-    return {"n_images": len(results), "failed": failed, "file": workspace.relative(folder / PREDICTIONS_FILE),
+    return {"n_images": len(results), "failed": failed, "test_time": test_time,
+            "file": workspace.relative(folder / PREDICTIONS_FILE),
             "mean_score": float(np.mean(scores)) if scores else None, "kind": payload["kind"]}
 
 

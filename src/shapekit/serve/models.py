@@ -30,15 +30,20 @@ class LoadedModel:
     stamp: float = 0.0  # file modification time when loaded (a retrained checkpoint is reloaded)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def predict(self, image, runtime: Runtime, **options) -> dict[str, Any]:
-        """The task's web result for one image; one inference at a time per model (the caller runs this in
-        a worker thread, never on the event loop)."""
+    def predict(self, image, runtime: Runtime, test_time: str = "off", **options) -> dict[str, Any]:
+        """The task's web result for one image, with the test-time views ``test_time`` (one of
+        shapekit.tta.TEST_TIME_MODES); one inference at a time per model (the caller runs this in a worker
+        thread, never on the event loop)."""
+        from ..tta import test_time_views
+
+        views = test_time_views(self.task, test_time)
         with self.lock:
             start = time.perf_counter()
-            result = self.task.predict_image(self.model, image, runtime, forward=self.forward, **options)
+            result = self.task.predict_image(self.model, image, runtime, forward=self.forward, tta=views, **options)
             result["milliseconds"] = round((time.perf_counter() - start) * 1000, 2)
         result.setdefault("task", self.task.name)
         result["model"] = self.name
+        result["test_time"] = test_time
         return result
 
 
@@ -114,17 +119,27 @@ class ModelCache:
         return LoadedModel(name, task, model, forward, stamp)
 
     def registered(self) -> list[dict[str, Any]]:
-        return [{"name": name, "task": entry.task.name, "shipped": False} for name, entry in self._pinned.items()]
+        return [model_entry(name, entry.task.name, False) for name, entry in self._pinned.items()]
 
     def loaded(self) -> list[str]:
         return list(self._pinned) + list(self._entries)
+
+
+def model_entry(name: str, task: str | None, shipped: bool) -> dict[str, Any]:
+    """One row of /api/models, with the test-time views its task offers. A model whose task is not known before
+    loading (no config.yaml beside it) is offered every view; the server refuses those it lacks in one line."""
+    from ..tasks import available_tasks, get_task
+    from ..tta import TEST_TIME_MODES
+
+    modes = get_task(task).test_time_modes if task in available_tasks() else TEST_TIME_MODES
+    return {"name": name, "task": task, "shipped": shipped, "test_time": list(modes)}
 
 
 def list_models(workspace: Workspace, limit: int = 200) -> list[dict[str, Any]]:
     """Shipped models, then model files under the root (with the task named by a run's config.yaml)."""
     import yaml
 
-    models = [{"name": name, "task": name[len(SHIPPED):], "shipped": True} for name in sorted(shipped_models())]
+    models = [model_entry(name, name[len(SHIPPED):], True) for name in sorted(shipped_models())]
     for folder in workspace.walk():
         for path in sorted(folder.iterdir()):
             if path.suffix.lower() not in MODEL_SUFFIXES or not path.is_file() or not workspace.inside(path):
@@ -136,7 +151,7 @@ def list_models(workspace: Workspace, limit: int = 200) -> list[dict[str, Any]]:
                     task = (yaml.safe_load(config.read_text()) or {}).get("task")
                 except (yaml.YAMLError, OSError, AttributeError):
                     task = None
-            models.append({"name": workspace.relative(path), "task": task, "shipped": False})
+            models.append(model_entry(workspace.relative(path), task, False))
             if len(models) >= limit:
                 return models
     return models

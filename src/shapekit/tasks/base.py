@@ -99,6 +99,8 @@ class Task(ABC):
     default_lr: ClassVar[float] = 1e-3
     # What the web app draws for this task's results: "landmarks" | "landmarks3d" | "mask" | "mesh".
     web_kind: ClassVar[str] = ""
+    # Test-time views the web app offers (see shapekit.tta.TEST_TIME_MODES); "off" only for tasks without any.
+    test_time_modes: ClassVar[tuple[str, ...]] = ("off",)
     # Names of the network's outputs in an ONNX export (one per tensor the forward pass returns).
     onnx_outputs: ClassVar[tuple[str, ...]] = ("output",)
     # int8 export calibrates on letterboxed whole images; tasks whose network sees something else opt out.

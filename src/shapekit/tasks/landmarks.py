@@ -51,6 +51,7 @@ class LandmarkTask(KeypointTask):
     name = "landmarks"
     Options = HeatmapOptions
     output_layer = ("head.weight", "head.bias")
+    test_time_modes = ("off", "votes", "full")  # crop votes need a refiner; test_time_views says so otherwise
 
     @property
     def heatmap_size(self) -> int:

@@ -73,6 +73,7 @@ class SegmentTask(Task):
     monitor = "val/iou"
     monitor_mode = "max"
     output_formats = ("png",)
+    test_time_modes = ("off", "full")
     default_model: ClassVar[Path] = ASSETS / "clothing-segment.ckpt"
 
     @property

@@ -21,6 +21,7 @@ const state = {
   view: { scale: 1, ox: 0, oy: 0 },
   drag: null,
   health: null,
+  models: [],
 };
 
 // --- helpers ------------------------------------------------------------------------------------
@@ -187,7 +188,8 @@ async function predict() {
     if (state.source.type === "dataset") {
       status(`predicting ${state.items.length} images with ${model}…`);
       const summary = await api(`/api/datasets/${encodePath(state.source.path)}/predict`, {
-        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ model }),
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ model, test_time: $("test-time").value }),
       });
       busy(false);
       $("sort").value = "confidence";
@@ -201,6 +203,7 @@ async function predict() {
         status(`predicting ${item.name} (${++done}/${state.items.length})…`);
         const form = new FormData();
         form.append("model", model);
+        form.append("test_time", $("test-time").value);
         form.append("file", item.file, item.name);
         const result = await api("/api/predict", { method: "POST", body: form });
         setPrediction(item, result);
@@ -589,7 +592,20 @@ async function fillSelectors() {
     $("dataset").append(option);
   }
   $("model").append(new Option("choose…", ""));
+  state.models = models;
   for (const m of models) $("model").append(new Option(m.task ? `${m.name} (${m.task})` : m.name, m.name));
+}
+
+// The test-time views the chosen model's task offers (see shapekit.tta.TEST_TIME_MODES).
+const TEST_TIME_LABELS = { off: "off", votes: "crop votes", full: "full TTA" };
+function fillTestTime() {
+  const select = $("test-time");
+  const previous = select.value;
+  const model = state.models.find((m) => m.name === $("model").value);
+  const modes = model && model.test_time ? model.test_time : ["off"];
+  select.replaceChildren(...modes.map((mode) => new Option(TEST_TIME_LABELS[mode] || mode, mode)));
+  select.value = modes.includes(previous) ? previous : "off";
+  select.disabled = modes.length < 2;
 }
 
 function onKey(event) {
@@ -622,7 +638,8 @@ async function start() {
   window.addEventListener("beforeunload", (event) => { if (state.items.some((i) => i.dirty)) event.preventDefault(); });
   $("dataset").addEventListener("change", (e) => { e.target.blur(); if (e.target.value) openDataset(e.target.value); });
   $("upload").addEventListener("change", (e) => { if (e.target.files.length) openUploads(e.target.files); e.target.blur(); });
-  $("model").addEventListener("change", (e) => e.target.blur());
+  $("model").addEventListener("change", (e) => { e.target.blur(); fillTestTime(); });
+  $("test-time").addEventListener("change", (e) => e.target.blur());
   $("sort").addEventListener("change", (e) => { e.target.blur(); sortOrder(); renderList(); show(state.current); });
   $("show-mask").addEventListener("change", (e) => { e.target.blur(); toggleMask(); });
   $("predict").addEventListener("click", predict);
@@ -635,6 +652,8 @@ async function start() {
     await fillSelectors();
     const params = new URLSearchParams(window.location.search);
     if (params.get("model")) $("model").value = params.get("model");
+    fillTestTime();
+    if (params.get("test_time")) $("test-time").value = params.get("test_time");
     status("choose a dataset or upload images");
     if (params.has("dataset")) {
       $("dataset").value = params.get("dataset");
