@@ -9,7 +9,12 @@ image as the object box) on the same images; both are scored on the unseen 20 % 
 
 Rows: the coarse model (whole-image heatmaps only) and the refined model (crop refiner, trained jointly,
 the same budget), each without and with test-time augmentation, the refined model's own coarse stage,
-the refined model exported to ONNX (fp32 and int8) and run by onnxruntime, and dlib; mean / median / 95th-percentile error in pixels and in % of the image's long side.
+the refined model exported to ONNX (fp32 and int8) and run by onnxruntime, and dlib; mean / median / 95th-percentile error in pixels and in % of the image's long side; and the mean % over the test images whose
+labels `shapekit check` does not flag (the labels alone decide, before any model is trained).
+
+    python bench/landmarks.py --datasets lizard-toepads --labels checked --results landmarks-lizard-checked
+
+trains and tests on a copy whose landmark numbering `shapekit check` repaired (same split).
 
 A run folder already trained on the same budget and settings is reused (--retrain trains it again).
 Writes bench/results/<--results>.json and prints a table.
@@ -22,6 +27,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +48,34 @@ DATASETS = ["mollusc-shells", "drosophila-wings", "lizard-toepads"]
 VARIANTS = {"coarse": ["refine=false"], "refined": ["refine=true"]}
 
 
-def _row(method: str, report: dict, predict_ips: float, epochs, train_minutes) -> dict:
+@dataclass
+class TestLabels:
+    """The test split's images with their long sides and whether `shapekit check` flags their labels
+    (checked on the whole dataset, labels alone: no model's errors decide)."""
+    names: list[str]
+    long_sides: np.ndarray
+    flagged: np.ndarray
+
+    @classmethod
+    def of(cls, data_dir: Path, test_dir: Path) -> "TestLabels":
+        from shapekit.label_check import flagged_images
+
+        flagged = flagged_images(data_dir)
+        records = load_landmark_set(test_dir).records
+        names = [r.image_path.name for r in records]
+        return cls(names, np.array([r.long_side for r in records], float), np.array([n in flagged for n in names]))
+
+    def unflagged(self, report: dict) -> dict:
+        """Mean % of the long side over the test images the check does not flag."""
+        per_image = dict(zip(report.get("images", self.names), report["per_image_mean_px"]))
+        pct = np.array([per_image[n] for n in self.names]) / self.long_sides * 100
+        return {"n_test_flagged": int(self.flagged.sum()),
+                "mean_pct_long_side_unflagged": float(pct[~self.flagged].mean())}
+
+
+def _row(method: str, report: dict, predict_ips: float, epochs, train_minutes, test: TestLabels | None) -> dict:
     return {"method": method, "epochs": epochs, "train_minutes": train_minutes,
+            **(test.unflagged(report) if test is not None else {}),
             "mean_px": report["mean_px"], "median_px": report["median_px"], "p95_px": report["p95_px"],
             "mean_pct_long_side": report["mean_pct_long_side"],
             "median_pct_long_side": report["median_pct_long_side"], "p95_pct_long_side": report["p95_pct_long_side"],
@@ -102,7 +134,7 @@ def train_on_budget(config: RunConfig, minutes: float, epochs: int | None = None
     return float((run_dir / "train_minutes.txt").read_text())
 
 
-def shapekit_runs(name: str, variant: str, train_dir: Path, test_dir: Path, args) -> list[dict]:
+def shapekit_runs(name: str, variant: str, train_dir: Path, test_dir: Path, args, test: TestLabels) -> list[dict]:
     """Train one model variant within the CPU budget; rows for it without and with TTA (and, for a refined
     model, its own coarse stage)."""
     tag = "_".join(t for t in (variant, args.tag) if t)
@@ -128,14 +160,14 @@ def shapekit_runs(name: str, variant: str, train_dir: Path, test_dir: Path, args
         report = task.evaluate(model, test_dir, runtime=runtime, tta=tta, refine=refine,
                                out_dir=run_dir / f"test_evaluation{views}{'' if refine else '_coarse'}")
         predict_ips = _predict_speed(task, model, images, runtime, tta, refine)
-        rows.append(_row(label + suffix, report, predict_ips, task.config.epochs, train_minutes))
+        rows.append(_row(label + suffix, report, predict_ips, task.config.epochs, train_minutes, test))
     if variant == "refined" and not args.no_onnx:
-        rows += onnx_rows(run_dir, train_dir, test_dir, images, label, task.config.epochs, train_minutes)
+        rows += onnx_rows(run_dir, train_dir, test_dir, images, label, task.config.epochs, train_minutes, test)
     return rows
 
 
-def onnx_rows(run_dir: Path, train_dir: Path, test_dir: Path, images: list, label: str, epochs, train_minutes
-              ) -> list[dict]:
+def onnx_rows(run_dir: Path, train_dir: Path, test_dir: Path, images: list, label: str, epochs, train_minutes,
+              test: TestLabels) -> list[dict]:
     """The same model exported (both stages in one graph) and run by onnxruntime: fp32, and int8 from static
     quantisation calibrated on 32 training images (never on the test split)."""
     from shapekit.engine.onnx import export_onnx, load_predictor
@@ -155,11 +187,11 @@ def onnx_rows(run_dir: Path, train_dir: Path, test_dir: Path, images: list, labe
         out_dir = run_dir / f"test_evaluation_{path.stem.replace('-', '_')}{'_votes' if voting else ''}"
         report = task.evaluate(None, test_dir, runtime=runtime, forward=forward, tta=votes, out_dir=out_dir)
         predict_ips = _predict_speed(task, None, images, runtime, votes, True, forward=forward)
-        rows.append(_row(f"{label}, {name}", report, predict_ips, epochs, train_minutes))
+        rows.append(_row(f"{label}, {name}", report, predict_ips, epochs, train_minutes, test))
     return rows
 
 
-def dlib_run(train_dir: Path, test_dir: Path, args) -> dict:
+def dlib_run(train_dir: Path, test_dir: Path, test: TestLabels | None = None) -> dict:
     """ml-morph's recipe: dlib shape predictor, the whole image as the object box."""
     import dlib
 
@@ -198,7 +230,19 @@ def dlib_run(train_dir: Path, test_dir: Path, args) -> dict:
     true = np.stack([r.points for r in test_data.records])
     summary = summarize_landmark_errors(landmark_errors(np.asarray(predictions, float), true),
                                         np.array([r.long_side for r in test_data.records]), test_data.names)
-    return _row("dlib shape predictor (ml-morph)", summary, predict_ips, None, train_minutes)
+    return _row("dlib shape predictor (ml-morph)", summary, predict_ips, None, train_minutes, test)
+
+
+def labels_to_use(name: str, labels: str) -> tuple[Path, str]:
+    """The dataset folder to split and a suffix for folder and row names."""
+    if labels == "original":
+        return DATA / name, ""
+    from shapekit.label_check import run_check
+
+    work = WORK / "landmarks" / name
+    report = run_check(DATA / name, work / "label_check", clean_out=work / "checked_labels", renumber=True, drop=False)
+    console.print(f"{name}: `shapekit check` renumbered {report['n_renumbered']} of {report['n_images']} images")
+    return Path(report["clean_dataset"]), "_checked"
 
 
 def main() -> None:
@@ -222,28 +266,36 @@ def main() -> None:
     parser.add_argument("--tag", default="", help="name for this variant's run folder and table rows")
     parser.add_argument("--results", default="landmarks", help="results file name in bench/results")
     parser.add_argument("--merge", action="store_true", help="keep the other datasets already in the results file")
+    parser.add_argument("--labels", choices=["original", "checked"], default="original",
+                        help="checked: train and test on a copy whose landmark numbering `shapekit check` repaired "
+                             "(swapped or mirror-numbered images renumbered, none dropped: the split stays the same)")
     args = parser.parse_args()
+    if args.labels == "checked":  # its own run folders and row names
+        args.tag = "_".join(t for t in (args.tag, "checked") if t)
     os.environ.setdefault("SHAPEKIT_NO_PROGRESS", "1")
     torch.manual_seed(args.seed)
 
     results, rows = {}, []
     for name in args.datasets:
         # One split folder per seed: a run is only ever evaluated on the split it was trained beside.
-        train_dir, test_dir = split_dataset(DATA / name, WORK / "landmarks" / name / f"split{_seed_suffix(args.seed)}",
+        source, labels = labels_to_use(name, args.labels)
+        train_dir, test_dir = split_dataset(source, WORK / "landmarks" / name / f"split{labels}{_seed_suffix(args.seed)}",
                                             args.test_fraction, args.seed)
         n_train, n_test = len(load_landmark_set(train_dir)), len(load_landmark_set(test_dir))
-        entries = [row for variant in args.variants for row in shapekit_runs(name, variant, train_dir, test_dir, args)]
+        test = TestLabels.of(source, test_dir)
+        entries = [row for variant in args.variants
+                   for row in shapekit_runs(name, variant, train_dir, test_dir, args, test)]
         if not args.no_dlib:
-            entries.append(dlib_run(train_dir, test_dir, args))
+            entries.append(dlib_run(train_dir, test_dir, test))
         results[name] = {"n_train": n_train, "n_test": n_test, "minutes_per_model": args.minutes,
                          "command": " ".join(["python"] + sys.argv), "methods": entries}
         for entry in entries:
             rows.append([name, entry["method"], n_train, n_test, entry["mean_px"], entry["median_px"], entry["p95_px"],
                          entry["mean_pct_long_side"], entry["median_pct_long_side"], entry["p95_pct_long_side"],
-                         entry["train_minutes"], entry["predict_img_per_s"]])
+                         entry["mean_pct_long_side_unflagged"], entry["train_minutes"], entry["predict_img_per_s"]])
         print_table("Landmark error on held-out images (original pixels)",
                     ["dataset", "method", "train", "test", "mean px", "median px", "p95 px", "mean %", "median %",
-                     "p95 %", "train min", "predict img/s"], rows)
+                     "p95 %", "mean % unflagged", "train min", "predict img/s"], rows)
         if args.merge:  # one dataset per run, all in one results file
             import json
 

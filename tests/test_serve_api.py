@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from _label_fixtures import MIRRORED, SWAPPED, write_mislabelled_dataset
 from _serve import FakeLandmarks3D, live_server, make_workspace, photo, random_mesh_checkpoint
 from shapekit.engine import load_model
 from shapekit.engine.runtime import Runtime
@@ -394,3 +395,26 @@ def test_test_time_views_are_offered_per_task_and_applied(client, workspace):
     assert unknown.status_code == 400 and "expected one of off, votes, full" in unknown.json()["error"]
     invalid = client.post("/api/datasets/specimens/predict", json={**everything, "test_time": "x"})
     assert invalid.status_code == 422
+
+
+def test_the_label_check_flags_images_and_a_correction_clears_its_flag(client, workspace):
+    """The page lists the label check's findings per image; once a swap is corrected and saved, the check
+    run on the stored file no longer flags that image."""
+    write_mislabelled_dataset(workspace / "mislabelled")
+    info = client.get("/api/datasets/mislabelled").json()
+    checks = {im["name"]: im["check"] for im in info["images"]}
+    flagged = {name for name, check in checks.items() if check}
+    assert flagged == {"s03.png", "s07.png", "s11.png", "s15.png"}
+    assert info["label_check"] == {"n_checked": 40, "n_flagged": 4, "threshold": 3.5}
+    assert checks["s03.png"]["issue"] == "order" and checks["s03.png"]["landmarks"] == [2, 5]
+    assert "mirror" in checks[f"s{MIRRORED:02d}.png"]["message"]
+
+    swapped = next(im for im in info["images"] if im["name"] == f"s{SWAPPED:02d}.png")
+    points = [list(p) for p in swapped["points"]]
+    points[1], points[4] = points[4], points[1]
+    answer = client.post("/api/datasets/mislabelled/annotations",
+                         json={"images": [{"name": swapped["name"], "points": points}]})
+    assert answer.status_code == 200, answer.text
+    after = client.get("/api/datasets/mislabelled").json()
+    assert after["label_check"]["n_flagged"] == 3
+    assert next(im for im in after["images"] if im["name"] == "s03.png")["check"] is None

@@ -1,5 +1,6 @@
 """The web page end to end in a real browser (Debian's chromium driven by Playwright): review a dataset,
-drag a landmark, undo, save and find the TPS changed on disk; predict and sort by confidence; upload a photo
+drag a landmark, undo, save and find the TPS changed on disk; predict and sort by confidence; list the label
+check's flagged images first and clear a flag by correcting the labels; upload a photo
 and see its mask; 3D views of a mesh and of 3D landmarks. Screenshots are kept in tests/artifacts/
 (or $SHAPEKIT_ARTIFACTS)."""
 
@@ -12,6 +13,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
+from _label_fixtures import SWAPPED, write_mislabelled_dataset
 from _serve import (ARTIFACTS, browser_page, canvas_pixel, live_server, make_workspace, photo,
                     random_mesh_checkpoint)
 from shapekit.io import tps
@@ -150,6 +152,31 @@ def test_predict_then_review_the_least_confident_first(site, tmp_path):
         exported = open(download.value.path()).read().splitlines()
         assert download.value.suggested_filename == "landmarks.csv" and len(exported) == 7
         assert exported[0].startswith("image,lm1_x,lm1_y") and sorted(r.split(",")[0] for r in exported[1:]) == sorted(stored)
+
+
+def test_flagged_labels_first_then_a_correction_clears_the_flag(site, tmp_path):
+    base, root = site
+    write_mislabelled_dataset(root / "mislabelled")
+    swapped = f"s{SWAPPED:02d}.png"
+    with browser_page(tmp_path / "profile") as page:
+        page.goto(f"{base}/?dataset=mislabelled")
+        _wait_shown(page)
+        assert "label check: 4 of 40 flagged" in page.locator("#status").inner_text()
+        page.select_option("#sort", "check")
+        listed = page.locator("#images li").evaluate_all("items => items.map(li => li.dataset.name)")
+        assert set(listed[:4]) == {"s03.png", "s07.png", "s11.png", "s15.png"}
+        assert page.locator("#images li.flagged").count() == 4
+        page.click(f"#images li[data-name='{swapped}']")
+        _wait_shown(page, swapped)
+        assert "landmarks 2 and 5 look swapped" in page.locator("#image-check").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "label-check.png"))
+        # Put the two landmarks back where they belong, save: the check runs again on the stored file.
+        page.evaluate("""() => { const item = window.shapekit.currentItem();
+            [item.points[1], item.points[4]] = [item.points[4], item.points[1]]; item.dirty = true; }""")
+        page.keyboard.press("Control+s")
+        page.wait_for_function("document.body.dataset.saved")
+        page.wait_for_function("document.querySelectorAll('#images li.flagged').length === 3")
+        assert page.locator("#image-check").inner_text() == ""
 
 
 def test_upload_a_photo_and_see_its_mask(site, tmp_path):

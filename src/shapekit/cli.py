@@ -9,6 +9,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from .errors import ShapekitError
 
@@ -202,6 +203,38 @@ def shape_analysis(
                           f"{report['paired_pc1_correlation']:.3f}, centroid size correlation "
                           f"{report['paired_centroid_size_correlation']:.4f}")
     console.print(f"results: {out / 'shape_analysis.json'}, {out / 'shape_scores.csv'}, {out / 'shape_analysis.png'}")
+
+
+@app.command()
+def check(
+    data: Path = typer.Argument(..., help="landmark dataset folder (landmarks.tps, annotations.json or landmarks.csv)"),
+    out: Path = typer.Option(..., help="report folder: label_check.json, label_check.csv, label_check.png"),
+    threshold: float = typer.Option(3.5, help="robust z-score of the Procrustes distance above which an image is flagged"),
+    clean_out: Optional[Path] = typer.Option(None, help="also write a cleaned copy of the dataset here"),
+    renumber: bool = typer.Option(True, help="in the cleaned copy, renumber images whose landmark order is off"),
+    drop: bool = typer.Option(True, help="in the cleaned copy, leave out the other flagged images"),
+    y_origin: str = typer.Option("bottom", help="TPS y axis: bottom (tpsDig) | top"),
+):
+    """Find likely labelling mistakes: swapped or mirror-numbered landmarks, misplaced or doubled points."""
+    from .label_check import run_check
+
+    if y_origin not in ("bottom", "top"):
+        raise ShapekitError(f"--y-origin {y_origin!r}: use bottom or top")
+    report = run_check(data, out, threshold, clean_out, renumber, drop, y_origin)
+    table = Table(title=f"{report['n_flagged']} of {report['n_checked']} images flagged "
+                        f"(z > {threshold:g}; {report['n_incomplete']} with missing landmarks not checked)")
+    for column in ("image", "issue", "z", "what to check"):
+        table.add_column(column)
+    for row in report["checks"][:report["n_flagged"]][:40]:
+        table.add_row(row["image"], row["issue"], f"{row['shape_z']:.1f}", row["message"])
+    console.print(table)
+    if report["n_flagged"] > 40:
+        console.print(f"... {report['n_flagged'] - 40} more in {out / 'label_check.csv'}")
+    if "clean_dataset" in report:
+        console.print(f"cleaned copy: {report['clean_dataset']} ({report['n_renumbered']} renumbered, "
+                      f"{report['n_dropped']} left out)")
+    console.print(f"report: {out / 'label_check.json'}, {out / 'label_check.csv'}"
+                  + (f", {report['figure']}" if "figure" in report else ""))
 
 
 @app.command()

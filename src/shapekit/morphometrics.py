@@ -19,7 +19,7 @@ def centroid_size(points: np.ndarray) -> np.ndarray:
     return np.sqrt((centred ** 2).sum(axis=(-2, -1)))
 
 
-def _normalise(shape: np.ndarray) -> np.ndarray:
+def normalise(shape: np.ndarray) -> np.ndarray:
     centred = shape - shape.mean(0)
     return centred / np.sqrt((centred ** 2).sum())
 
@@ -43,11 +43,11 @@ def gpa(shapes: np.ndarray, tol: float = 1e-10, max_iter: int = 200) -> tuple[np
     if np.isnan(shapes).any():
         bad = int(np.isnan(shapes).any(axis=(1, 2)).argmax())
         raise ShapekitError(f"specimen {bad + 1} has missing landmarks; Procrustes analysis needs complete sets")
-    aligned = np.stack([_normalise(s) for s in shapes])
+    aligned = np.stack([normalise(s) for s in shapes])
     mean = aligned[0]
     for _ in range(max_iter):
         aligned = np.stack([rotate_onto(s, mean) for s in aligned])
-        new_mean = _normalise(aligned.mean(0))
+        new_mean = normalise(aligned.mean(0))
         new_mean = rotate_onto(new_mean, mean)  # keep the reference orientation stable
         change = np.sqrt(((new_mean - mean) ** 2).sum())
         mean = new_mean
@@ -57,10 +57,11 @@ def gpa(shapes: np.ndarray, tol: float = 1e-10, max_iter: int = 200) -> tuple[np
     return aligned, mean
 
 
-def procrustes_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Partial Procrustes distance between two configurations (unit centroid size, best rotation)."""
-    a, b = _normalise(np.asarray(a, float)), _normalise(np.asarray(b, float))
-    return float(np.sqrt(((rotate_onto(b, a) - a) ** 2).sum()))
+def procrustes_distance(a: np.ndarray, b: np.ndarray, allow_reflection: bool = False) -> float:
+    """Partial Procrustes distance between two configurations (unit centroid size, best rotation; with
+    ``allow_reflection`` also the best mirror image)."""
+    a, b = normalise(np.asarray(a, float)), normalise(np.asarray(b, float))
+    return float(np.sqrt(((rotate_onto(b, a, allow_reflection) - a) ** 2).sum()))
 
 
 def shape_pca(aligned: np.ndarray, mean: np.ndarray) -> dict[str, np.ndarray]:

@@ -115,6 +115,8 @@ def train(config: RunConfig, resume: bool = False, console=None) -> Path:
         console.print(f"[bold]{task.name}[/]: {len(train_set)} training / {len(val_set) if val_set else 0} validation "
                       f"images, {epochs} epochs, {accelerator} x{config.devices}, {precision}"
                       f"{', channels_last' if channels_last else ''} -> {out}")
+        for note in task.data_notes:
+            console.print(f"[yellow]note[/]: {note}")
     if not resume:
         write_text(out / CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
 

@@ -295,9 +295,14 @@ def _annotated_items(folder: Path):
         (image_names, points, landmark_names)
 
 
-def write_subsets(folder: str | Path, out: str | Path, parts: dict[str, list[int]]) -> dict[str, Path]:
-    """Write ``out/<name>`` dataset folders holding the given items of ``folder`` (images symlinked)."""
+def write_subsets(folder: str | Path, out: str | Path, parts: dict[str, list[int]],
+                  renumber: dict[int, np.ndarray] | None = None) -> dict[str, Path]:
+    """Write ``out/<name>`` dataset folders holding the given items of ``folder`` (images symlinked).
+
+    ``renumber`` maps an item to a landmark order (0-based): its landmark k becomes the item's landmark
+    ``order[k]`` (for label repairs; the source folder is never written)."""
     folder, out = Path(folder), Path(out)
+    renumber = renumber or {}
     for name in parts:
         if (out / name).resolve() == folder.resolve():
             raise ShapekitError(f"{out / name}: refusing to write a split over its source dataset")
@@ -312,20 +317,32 @@ def write_subsets(folder: str | Path, out: str | Path, parts: dict[str, list[int
         for i in indices:
             _link_or_copy(images / image_of[i], target / "images" / image_of[i])
         if suffix == ".tps":
-            tps.write_tps(target / "landmarks.tps", [items[i] for i in indices])
+            tps.write_tps(target / "landmarks.tps",
+                          [replace(items[i], points=items[i].points[renumber[i]]) if i in renumber else items[i]
+                           for i in indices])
         elif suffix == ".json":
             coco = extra
-            keep = {items[i]["id"] for i in indices}
+            keep = {items[i]["id"]: renumber.get(i) for i in indices}
+            annotations = [_renumbered_annotation(coco, a, keep[a["image_id"]]) for a in coco.annotations
+                           if a["image_id"] in keep]
             subset = coco_io.CocoKeypoints(coco.keypoint_names, coco.skeleton, coco.category,
-                                           [items[i] for i in indices],
-                                           [a for a in coco.annotations if a["image_id"] in keep], coco.info)
+                                           [items[i] for i in indices], annotations, coco.info)
             coco_io.write_coco_keypoints(target / "annotations.json", subset)
         else:
             image_names, points, landmark_names = extra
+            points = np.stack([points[i][renumber[i]] if i in renumber else points[i] for i in indices]) \
+                if indices else points[indices]
             csv_landmarks.write_csv(target / "landmarks.csv", [image_names[i] for i in indices],
-                                    points[indices], landmark_names)
+                                    points, landmark_names)
         outputs[name] = target
     return outputs
+
+
+def _renumbered_annotation(coco, annotation: dict, order: np.ndarray | None) -> dict:
+    if order is None:
+        return annotation
+    keypoints = coco.keypoints(annotation)[order]
+    return {**annotation, "keypoints": [float(v) if k % 3 < 2 else int(v) for k, v in enumerate(keypoints.ravel())]}
 
 
 def _write_mask_subset(folder: Path, target: Path, indices: list[int]) -> Path:

@@ -157,6 +157,7 @@ def describe(workspace: Workspace, relative: str, y_origin: str | None = None) -
                             "can_save": (folder / "images").is_dir() and kind != "masks", "warnings": []}
     images_dir = _images_dir(folder)
     annotated: dict[str, Any] = {}
+    flagged: dict[str, dict] = {}
     sizes: dict[str, tuple[int, int]] = {}
     masks: dict[str, str] = {}
     if kind == "landmarks":
@@ -166,6 +167,7 @@ def describe(workspace: Workspace, relative: str, y_origin: str | None = None) -
         fmt, names, skeleton, annotated, sizes, used_origin = _load_annotations(folder, y_origin)
         info.update({"format": fmt, "annotation_file": workspace.relative(annotation_file),
                      "y_origin": used_origin, "names": names, "skeleton": skeleton})
+        flagged, info["label_check"] = _label_check(annotated, info["annotation_file"])
     elif kind == "masks":
         from ..io.masks import load_mask_set
 
@@ -194,7 +196,7 @@ def describe(workspace: Workspace, relative: str, y_origin: str | None = None) -
         images.append({"name": path.name, "file": workspace.relative(path), "width": width, "height": height,
                        "points": None if points is None else _points_json(points),
                        "mask": masks.get(path.name),
-                       "score": None if result is None else result.get("score"),
+                       "score": None if result is None else result.get("score"), "check": flagged.get(path.name),
                        "predicted": result is not None})
     info["images"] = images
     info["images_folder"] = workspace.relative(images_dir)
@@ -202,6 +204,23 @@ def describe(workspace: Workspace, relative: str, y_origin: str | None = None) -
         "file": f"{info['path']}/{PREDICTIONS_FILE}".lstrip("/"), "model": predictions.get("model"),
         "task": predictions.get("task"), "kind": predictions.get("kind"), "created": predictions.get("created")}
     return info
+
+
+def _label_check(annotated: dict[str, np.ndarray], source: str) -> tuple[dict[str, dict], dict]:
+    """`shapekit check` on the annotations as stored: what it says about each flagged image, and a summary
+    (the page can list flagged images first, to be corrected)."""
+    from ..label_check import check_configurations
+
+    if not annotated:
+        return {}, {"n_checked": 0, "n_flagged": 0, "note": "no annotations to check"}
+    try:
+        report = check_configurations(np.stack(list(annotated.values())).astype(float), list(annotated), source=source)
+    except ShapekitError as exc:
+        return {}, {"n_checked": 0, "n_flagged": 0, "note": str(exc)}
+    flagged = {c.image: {"issue": c.issue, "landmarks": list(c.landmarks), "message": c.message,
+                         "z": round(c.shape_z, 2)} for c in report["checks"] if c.issue}
+    return flagged, {"n_checked": report["n_checked"], "n_flagged": report["n_flagged"],
+                     "threshold": report["threshold"]}
 
 
 def _points_json(points: np.ndarray) -> list:

@@ -98,6 +98,23 @@ class KeypointSamples(Dataset):
         return sample
 
 
+def label_check_notes(data: LandmarkSet, folder) -> list[str]:
+    """What `shapekit check` finds that is surely a labelling mistake (landmarks numbered in another order, or
+    doubled): worth fixing before training, since the model learns from every image the same."""
+    from ..label_check import check_landmarks
+
+    try:
+        report = check_landmarks(data)
+    except ShapekitError:  # too few complete images for a shape check
+        return []
+    sure = [c.image for c in report["checks"] if c.issue in ("order", "coincident")]
+    if not sure:
+        return []
+    shown = ", ".join(sure[:5]) + (", ..." if len(sure) > 5 else "")
+    return [f"the label check finds {len(sure)} of {len(data)} images numbered in another order or with doubled "
+            f"landmarks ({shown}): `shapekit check {folder} --out REPORT --clean-out FIXED` explains and repairs"]
+
+
 class KeypointTask(Task):
     Options = KeypointOptions
     monitor = "val/error_pct"
@@ -152,6 +169,7 @@ class KeypointTask(Task):
 
     def setup(self):
         data = self.load_landmarks(Path(self.config.data))
+        self.data_notes += label_check_notes(data, self.config.data)
         shape = self.choose_input_shape(data)
         flip_pairs = self.options.flip_pairs if self.options.flip_pairs is not None else data.flip_pairs
         for i, j in flip_pairs:

@@ -112,6 +112,7 @@ class Task(ABC):
         self.config = config
         self.options = validate(self.Options, config.options, f"--task {self.name} options")
         self.meta: dict[str, Any] = dict(meta or {})  # everything inference needs, saved in checkpoints
+        self.data_notes: list[str] = []  # what setup() noticed about the training data, shown when training starts
 
     @property
     def lr(self) -> float:

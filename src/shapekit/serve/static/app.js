@@ -72,7 +72,8 @@ function base64Bytes(text) {
 function newItem(fields) {
   return {
     name: "", url: "", width: 0, height: 0, points: null, saved: null, prediction: null, score: null,
-    predicted: false, mask: null, dirty: false, undo: [], file: null, image: null, overlay: null, ...fields,
+    predicted: false, mask: null, dirty: false, undo: [], file: null, image: null, overlay: null, check: null,
+    ...fields,
   };
 }
 
@@ -97,6 +98,9 @@ function sortOrder() {
   if ($("sort").value === "confidence") {
     const key = (k) => (state.items[k].score == null ? Infinity : state.items[k].score);
     indices.sort((a, b) => key(a) - key(b) || a - b);
+  } else if ($("sort").value === "check") { // the label check's flagged images, most unusual first
+    const key = (k) => (state.items[k].check ? -state.items[k].check.z : Infinity);
+    indices.sort((a, b) => key(a) - key(b) || a - b);
   }
   const keep = currentItem();
   state.order = indices;
@@ -112,6 +116,8 @@ function renderList() {
     li.dataset.name = item.name;
     li.classList.toggle("current", position === state.current);
     li.classList.toggle("dirty", item.dirty);
+    li.classList.toggle("flagged", !!item.check);
+    if (item.check) li.title = item.check.message;
     const name = document.createElement("span");
     name.className = "name";
     name.textContent = item.name;
@@ -136,7 +142,7 @@ async function openDataset(path) {
     state.yOrigin = info.y_origin || "bottom";
     state.items = info.images.map((im) => newItem({
       name: im.name, url: `/api/files/${encodePath(im.file)}`, width: im.width, height: im.height,
-      points: clone(im.points), saved: clone(im.points), score: im.score, predicted: im.predicted,
+      points: clone(im.points), saved: clone(im.points), score: im.score, predicted: im.predicted, check: im.check,
       mask: im.mask ? `/api/files/${encodePath(im.mask)}` : null,
     }));
     if (info.predictions && $("sort").value === "file" && state.items.some((i) => i.score != null)) {
@@ -148,13 +154,26 @@ async function openDataset(path) {
     const notes = info.warnings.length ? ` (${info.warnings.length} warnings: ${info.warnings[0]})` : "";
     status(`${info.path || "."}: ${info.images.length} images, ${info.kind}` +
       (info.format ? `, ${info.format.toUpperCase()} ${info.annotation_file}` : "") +
-      (info.predictions ? `, predictions by ${info.predictions.model}` : "") + notes);
+      (info.predictions ? `, predictions by ${info.predictions.model}` : "") + checkSummary(info) + notes);
     await show(0);
   } catch (error) {
     status(error.message, true);
   } finally {
     busy(false);
   }
+}
+
+function checkSummary(info) {
+  const check = info.label_check;
+  return check && check.n_flagged ? `, label check: ${check.n_flagged} of ${check.n_checked} flagged` : "";
+}
+
+// After a save the label check is run again on the stored annotations.
+async function refreshChecks() {
+  const info = await api(`/api/datasets/${encodePath(state.source.path)}?y_origin=${state.source.info.y_origin || "bottom"}`);
+  const byName = new Map(info.images.map((im) => [im.name, im.check]));
+  for (const item of state.items) item.check = byName.get(item.name) || null;
+  state.source.info.label_check = info.label_check;
 }
 
 async function openUploads(files) {
@@ -272,6 +291,7 @@ async function show(position) {
   }
   if (item !== currentItem()) return; // the person moved on meanwhile
   $("image-score").textContent = item.score == null ? "" : `confidence ${item.score.toFixed(3)}`;
+  $("image-check").textContent = item.check ? `label check: ${item.check.message}` : "";
   draw();
   await update3d(item.prediction);
   renderList();
@@ -544,6 +564,9 @@ async function save() {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
     });
     for (const item of dirty) { item.dirty = false; item.saved = clone(item.points); item.undo = []; }
+    if (state.source.info.label_check) await refreshChecks();
+    const shown = currentItem();
+    $("image-check").textContent = shown && shown.check ? `label check: ${shown.check.message}` : "";
     renderList();
     draw();
     status(`saved ${saved.n_images} images to ${saved.file}` + (saved.backup ? ` (previous file: ${saved.backup})` : ""));
