@@ -84,3 +84,26 @@ def test_horizontal_flip_swaps_left_right_pairs():
 def test_no_flip_without_pairs():
     augmenter = KeypointAugmenter(AugmentOptions(), flip_pairs=[])
     assert "HorizontalFlip" not in [type(t).__name__ for t in augmenter.pipeline.transforms]
+
+
+def test_augmentation_follows_the_global_seed():
+    """Albumentations keeps its own generator; shapekit seeds it from numpy's, so --seed repeats a run."""
+    from shapekit.transforms import mask_augmenter
+
+    points = np.array([[30.0, 40.0], [60.0, 50.0], [45.0, 70.0]])
+    image = _dot_image(points)
+
+    def keypoint_draws(seed):
+        np.random.seed(seed)
+        augmenter = KeypointAugmenter(AugmentOptions(rotate=30, scale=0.2, shear=8))
+        return [augmenter(image, points, np.ones(3, bool))[1] for _ in range(4)]
+
+    def mask_draws(seed):
+        np.random.seed(seed)
+        augment = mask_augmenter(AugmentOptions())
+        return [augment(image=image, mask=image[..., 0])["mask"] for _ in range(4)]
+
+    for draws in (keypoint_draws, mask_draws):
+        first, again, other = draws(3), draws(3), draws(4)
+        assert all(np.array_equal(a, b) for a, b in zip(first, again))
+        assert not all(np.array_equal(a, b) for a, b in zip(first, other))

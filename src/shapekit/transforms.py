@@ -6,6 +6,7 @@ records how to map predictions back to the original pixels.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import albumentations as A
@@ -99,6 +100,33 @@ class AugmentOptions(BaseModel):
     hflip: bool = Field(True, description="horizontal flips; only used when left/right swap pairs are declared")
 
 
+class SeededPipeline:
+    """An albumentations pipeline whose random draws follow the run's seed.
+
+    Albumentations 2 gives every Compose its own generator, seeded from the OS unless told otherwise, so
+    Lightning's seed_everything does not reach it and two runs with the same --seed augment differently.
+    The pipeline is reseeded from numpy's global generator at its first use in each process: seed_everything
+    seeds that generator in the main process and per data-loader worker, so runs repeat and workers differ."""
+
+    def __init__(self, pipeline: A.Compose):
+        self.pipeline = pipeline
+        self._seeded_in: int | None = None
+
+    def __call__(self, **data):
+        if self._seeded_in != os.getpid():
+            self.set_random_seed(int(np.random.randint(0, 2 ** 31 - 1)))
+        return self.pipeline(**data)
+
+    def set_random_seed(self, seed: int) -> None:
+        """Seed explicitly (this process keeps the seed)."""
+        self.pipeline.set_random_seed(seed)
+        self._seeded_in = os.getpid()
+
+    @property
+    def transforms(self) -> list:
+        return list(self.pipeline.transforms)
+
+
 class KeypointAugmenter:
     """Albumentations pipeline for an image with (N, 2) keypoints and left/right swap pairs."""
 
@@ -115,11 +143,11 @@ class KeypointAugmenter:
         ]
         if options.hflip and self.flip_pairs:
             transforms.append(A.HorizontalFlip(p=0.5))
-        self.pipeline = A.Compose(
+        self.pipeline = SeededPipeline(A.Compose(
             transforms,
             keypoint_params=A.KeypointParams(format="xy", remove_invisible=False),
             save_applied_params=True,
-        )
+        ))
 
     def __call__(self, image: np.ndarray, points: np.ndarray, visible: np.ndarray):
         """Returns the augmented image, points and visibility (points pushed out of frame become invisible)."""
@@ -142,7 +170,7 @@ def _applied(result: dict):
     return [(item[0], item[1]) if isinstance(item, (tuple, list)) else (str(item), {}) for item in applied]
 
 
-def mask_augmenter(options: AugmentOptions, fill: int = 0) -> A.Compose:
+def mask_augmenter(options: AugmentOptions, fill: int = 0) -> SeededPipeline:
     """Albumentations pipeline for an image and its mask (flip, shift-scale-rotate, colour)."""
     transforms: list = [
         A.Affine(scale=(1 - options.scale, 1 + options.scale), translate_percent=(-options.shift, options.shift),
@@ -153,7 +181,7 @@ def mask_augmenter(options: AugmentOptions, fill: int = 0) -> A.Compose:
     ]
     if options.hflip:
         transforms.insert(0, A.HorizontalFlip(p=0.5))
-    return A.Compose(transforms)
+    return SeededPipeline(A.Compose(transforms))
 
 
 class ChannelAugment:
