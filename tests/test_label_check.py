@@ -12,7 +12,7 @@ from conftest import data_dir
 from shapekit.cli import main
 from shapekit.errors import ShapekitError
 from shapekit.io.landmark_dataset import load_landmark_set, write_landmarks
-from shapekit.label_check import check_landmarks, expected_positions, run_check
+from shapekit.label_check import check_configurations, check_landmarks, expected_positions, run_check
 
 
 @pytest.fixture(params=["tps", "csv", "coco"])
@@ -124,3 +124,16 @@ def test_training_notes_the_sure_mistakes(mislabelled):
     assert len(notes) == 1 and "3 of 40 images" in notes[0]
     assert all(name in notes[0] for name in ("s03.png", "s07.png", "s15.png")) and "s11.png" not in notes[0]
     assert label_check_notes(load_landmark_set(data_dir("drosophila-wings")), "wings") == []
+
+
+def test_a_distorted_shape_is_not_blamed_on_numbering():
+    """A reshuffle of many landmarks that happens to fit better is a distorted shape, not a numbering mistake;
+    neither are two landmarks that meet in many images (closed lips)."""
+    truth = true_shapes(40)
+    labels = truth.copy()
+    labels[5] = labels[5][[2, 0, 1, 5, 3, 4, 6, 7]]  # three-cycles: nobody clicks like this
+    labels[:20, 7] = labels[:20, 6]  # apex and centre meet in half of the images
+    report = check_configurations(labels, [f"s{k:02d}" for k in range(40)])
+    flagged = {c.index: c for c in report["checks"] if c.issue}
+    assert 5 in flagged and flagged[5].issue in {"landmark", "shape"}
+    assert report["issues"]["coincident"] == 0

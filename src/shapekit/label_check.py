@@ -28,6 +28,7 @@ from .morphometrics import centroid_size, gpa, normalise, procrustes_distance, r
 
 DEFAULT_THRESHOLD = 3.5  # Iglewicz & Hoaglin's cut-off for the modified z-score
 COINCIDENT_FRACTION = 0.005  # of the centroid size: two landmarks this close were clicked on the same spot
+COINCIDENT_RARITY = 0.02  # ... unless they are that close in more than 2 % of the images (closed lips, occlusion)
 ORDER_GAIN = 0.5  # a renumbering (or mirroring) explains an outlier when it at least halves its distance
 
 
@@ -85,10 +86,18 @@ def _complete(points: np.ndarray, source: str) -> tuple[list[int], np.ndarray]:
     return keep, points[keep]
 
 
-def _coincident_pair(points: np.ndarray, size: float, typical: np.ndarray) -> tuple[int, int] | None:
-    """The closest pair of landmarks that coincide here but lie apart in a typical specimen."""
+def _pairs_that_rarely_meet(points: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """(N, N): landmark pairs that coincide in at most COINCIDENT_RARITY of the specimens. Pairs that often
+    meet (a closed mouth's inner lips, contour points of a face in profile) are no sign of a double click."""
+    met = np.stack([(np.linalg.norm(points[:, k:k + 1] - points, axis=-1) < COINCIDENT_FRACTION * sizes[:, None])
+                    .sum(axis=0) for k in range(points.shape[1])])  # one landmark at a time: memory M x N
+    return met <= max(1.0, COINCIDENT_RARITY * len(points))
+
+
+def _coincident_pair(points: np.ndarray, size: float, eligible: np.ndarray) -> tuple[int, int] | None:
+    """The closest pair of landmarks that coincide here and rarely elsewhere."""
     gaps = np.linalg.norm(points[:, None] - points[None], axis=-1) / max(size, 1e-12)
-    candidates = np.triu(gaps < COINCIDENT_FRACTION, 1) & (typical > 10 * COINCIDENT_FRACTION)
+    candidates = np.triu(gaps < COINCIDENT_FRACTION, 1) & eligible
     if not candidates.any():
         return None
     i, j = np.unravel_index(np.where(candidates, gaps, np.inf).argmin(), gaps.shape)
@@ -113,16 +122,21 @@ def landmark_order_that_fits(points: np.ndarray, mean: np.ndarray, max_iter: int
     return order
 
 
-def _order_message(order: np.ndarray, mirrored: bool, before: float, after: float) -> tuple[tuple[int, ...], str]:
+def _plausible_mistake(order: np.ndarray, mirrored: bool) -> bool:
+    """A renumbering a person makes: one swap, or left/right pairs exchanged throughout (the configuration is
+    then a mirror image). Any other reshuffle that fits better is a distorted shape (e.g. a face in profile)."""
+    moved = np.flatnonzero(order != np.arange(len(order)))
+    pairs_only = bool((order[order] == np.arange(len(order))).all())
+    return len(moved) == 2 or (pairs_only and mirrored)
+
+
+def _order_message(order: np.ndarray, before: float, after: float) -> tuple[tuple[int, ...], str]:
     moved = tuple(int(k) + 1 for k in np.flatnonzero(order != np.arange(len(order))))
     gain = f"(Procrustes distance {before:.3f} -> {after:.3f})"
     if len(moved) == 2:
         return moved, f"landmarks {moved[0]} and {moved[1]} look swapped {gain}"
     pairs = ", ".join(f"{k}<->{order[k - 1] + 1}" for k in moved if k < order[k - 1] + 1)
-    cycles = all(order[order[k - 1]] == k - 1 for k in moved)
-    renumber = pairs if cycles else " ".join(str(int(k) + 1) for k in order)
-    what = "numbered mirror-wise (left/right reversed)" if mirrored else "numbered in another order"
-    return moved, f"landmarks look {what}: renumber {renumber} {gain}"
+    return moved, f"landmarks look numbered mirror-wise (left/right reversed): renumber {pairs} {gain}"
 
 
 def check_landmarks(data: LandmarkSet, threshold: float = DEFAULT_THRESHOLD) -> dict:
@@ -150,6 +164,7 @@ def check_configurations(all_points: np.ndarray, names: list[str], threshold: fl
     # memory at M x N for large sets.
     typical_gaps = np.stack([np.median(np.linalg.norm(aligned[:, k:k + 1] - aligned, axis=-1), axis=0)
                              for k in range(aligned.shape[1])])
+    rarely_meet = _pairs_that_rarely_meet(points, sizes)
 
     checks = []
     for row, index in enumerate(keep):
@@ -157,8 +172,9 @@ def check_configurations(all_points: np.ndarray, names: list[str], threshold: fl
         check = SpecimenCheck(index, names[index], float(distances[row]), float(shape_z[row]),
                               worst + 1, float(landmark_z[row, worst]), float(offsets[row, worst]),
                               (float(expected[row, worst, 0]), float(expected[row, worst, 1])))
-        pair = _coincident_pair(points[row], float(sizes[row]), typical_gaps)
-        if pair is not None:
+        pair = _coincident_pair(points[row], float(sizes[row]), rarely_meet)
+        # A double click also leaves one of the two points far from where the others put it.
+        if pair is not None and landmark_z[row, list(pair)].max() > threshold:
             i, j = pair
             gap = float(np.linalg.norm(points[row, i] - points[row, j]))
             usual = float(typical_gaps[i, j] * sizes[row])
@@ -185,9 +201,9 @@ def _explain(check: SpecimenCheck, issue: str, landmarks: tuple[int, ...], messa
 def _explain_outlier(check: SpecimenCheck, points: np.ndarray, mean: np.ndarray, threshold: float) -> None:
     order = landmark_order_that_fits(points, mean)
     renumbered = procrustes_distance(mean, points[order])
-    if renumbered <= ORDER_GAIN * check.procrustes_distance:
-        mirrored = procrustes_distance(mean, points, allow_reflection=True) <= ORDER_GAIN * check.procrustes_distance
-        check.landmarks, check.message = _order_message(order, mirrored, check.procrustes_distance, renumbered)
+    mirrored = procrustes_distance(mean, points, allow_reflection=True) <= ORDER_GAIN * check.procrustes_distance
+    if renumbered <= ORDER_GAIN * check.procrustes_distance and _plausible_mistake(order, mirrored):
+        check.landmarks, check.message = _order_message(order, check.procrustes_distance, renumbered)
         check.issue, check.renumbering = "order", tuple(int(k) + 1 for k in order)
     elif check.worst_landmark_z > threshold:
         x, y = check.expected_xy
