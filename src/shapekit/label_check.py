@@ -86,22 +86,18 @@ def _complete(points: np.ndarray, source: str) -> tuple[list[int], np.ndarray]:
     return keep, points[keep]
 
 
-def _pairs_that_rarely_meet(points: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """(N, N): landmark pairs that coincide in at most COINCIDENT_RARITY of the specimens. Pairs that often
-    meet (a closed mouth's inner lips, contour points of a face in profile) are no sign of a double click."""
-    met = np.stack([(np.linalg.norm(points[:, k:k + 1] - points, axis=-1) < COINCIDENT_FRACTION * sizes[:, None])
-                    .sum(axis=0) for k in range(points.shape[1])])  # one landmark at a time: memory M x N
-    return met <= max(1.0, COINCIDENT_RARITY * len(points))
-
-
-def _coincident_pair(points: np.ndarray, size: float, eligible: np.ndarray) -> tuple[int, int] | None:
-    """The closest pair of landmarks that coincide here and rarely elsewhere."""
-    gaps = np.linalg.norm(points[:, None] - points[None], axis=-1) / max(size, 1e-12)
-    candidates = np.triu(gaps < COINCIDENT_FRACTION, 1) & eligible
-    if not candidates.any():
-        return None
-    i, j = np.unravel_index(np.where(candidates, gaps, np.inf).argmin(), gaps.shape)
-    return int(i), int(j)
+def _double_clicks(points: np.ndarray, sizes: np.ndarray) -> dict[int, tuple[int, int]]:
+    """Specimen row -> its closest pair of landmarks that coincide there but in at most COINCIDENT_RARITY of
+    the specimens. Pairs that often meet (a closed mouth's inner lips, contour points of a face in profile)
+    are no sign of a double click."""
+    relative = (points / sizes[:, None, None]).astype(np.float32)  # in centroid sizes; float32 halves (M, N, N)
+    gaps = np.stack([np.linalg.norm(relative[:, k:k + 1] - relative, axis=-1) for k in range(points.shape[1])], axis=1)
+    met = gaps < COINCIDENT_FRACTION
+    rare = np.triu(met.sum(axis=0) <= max(1.0, COINCIDENT_RARITY * len(points)), 1)
+    candidates = met & rare
+    return {int(row): tuple(int(v) for v in np.unravel_index(np.where(candidates[row], gaps[row], np.inf).argmin(),
+                                                             rare.shape))
+            for row in np.flatnonzero(candidates.any(axis=(1, 2)))}
 
 
 def landmark_order_that_fits(points: np.ndarray, mean: np.ndarray, max_iter: int = 10) -> np.ndarray:
@@ -160,11 +156,7 @@ def check_configurations(all_points: np.ndarray, names: list[str], threshold: fl
     sizes = centroid_size(points)
     offsets = np.linalg.norm(points - expected, axis=-1)
     landmark_z = robust_z(offsets / sizes[:, None])
-    # Median distance between every two landmarks (in centroid sizes), one landmark at a time to keep
-    # memory at M x N for large sets.
-    typical_gaps = np.stack([np.median(np.linalg.norm(aligned[:, k:k + 1] - aligned, axis=-1), axis=0)
-                             for k in range(aligned.shape[1])])
-    rarely_meet = _pairs_that_rarely_meet(points, sizes)
+    double_clicks = _double_clicks(points, sizes)
 
     checks = []
     for row, index in enumerate(keep):
@@ -172,12 +164,12 @@ def check_configurations(all_points: np.ndarray, names: list[str], threshold: fl
         check = SpecimenCheck(index, names[index], float(distances[row]), float(shape_z[row]),
                               worst + 1, float(landmark_z[row, worst]), float(offsets[row, worst]),
                               (float(expected[row, worst, 0]), float(expected[row, worst, 1])))
-        pair = _coincident_pair(points[row], float(sizes[row]), rarely_meet)
+        pair = double_clicks.get(row)
         # A double click also leaves one of the two points far from where the others put it.
         if pair is not None and landmark_z[row, list(pair)].max() > threshold:
             i, j = pair
             gap = float(np.linalg.norm(points[row, i] - points[row, j]))
-            usual = float(typical_gaps[i, j] * sizes[row])
+            usual = float(np.median(np.linalg.norm(aligned[:, i] - aligned[:, j], axis=-1)) * sizes[row])
             _explain(check, "coincident", (i + 1, j + 1),
                      f"landmarks {i + 1} and {j + 1} coincide ({gap:.1f} px apart, usually about {usual:.0f} px)")
         elif shape_z[row] > threshold:

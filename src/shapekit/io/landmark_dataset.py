@@ -330,10 +330,12 @@ def write_subsets(folder: str | Path, out: str | Path, parts: dict[str, list[int
             coco_io.write_coco_keypoints(target / "annotations.json", subset)
         else:
             image_names, points, landmark_names = extra
-            points = np.stack([points[i][renumber[i]] if i in renumber else points[i] for i in indices]) \
-                if indices else points[indices]
+            subset = points[indices]
+            for row, i in enumerate(indices):
+                if i in renumber:
+                    subset[row] = points[i][renumber[i]]
             csv_landmarks.write_csv(target / "landmarks.csv", [image_names[i] for i in indices],
-                                    points, landmark_names)
+                                    subset, landmark_names)
         outputs[name] = target
     return outputs
 

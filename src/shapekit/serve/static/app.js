@@ -168,6 +168,10 @@ function checkSummary(info) {
   return check && check.n_flagged ? `, label check: ${check.n_flagged} of ${check.n_checked} flagged` : "";
 }
 
+function showCheck(item) {
+  $("image-check").textContent = item && item.check ? `label check: ${item.check.message}` : "";
+}
+
 // After a save the label check is run again on the stored annotations.
 async function refreshChecks() {
   const info = await api(`/api/datasets/${encodePath(state.source.path)}?y_origin=${state.source.info.y_origin || "bottom"}`);
@@ -291,7 +295,7 @@ async function show(position) {
   }
   if (item !== currentItem()) return; // the person moved on meanwhile
   $("image-score").textContent = item.score == null ? "" : `confidence ${item.score.toFixed(3)}`;
-  $("image-check").textContent = item.check ? `label check: ${item.check.message}` : "";
+  showCheck(item);
   draw();
   await update3d(item.prediction);
   renderList();
@@ -565,8 +569,7 @@ async function save() {
     });
     for (const item of dirty) { item.dirty = false; item.saved = clone(item.points); item.undo = []; }
     if (state.source.info.label_check) await refreshChecks();
-    const shown = currentItem();
-    $("image-check").textContent = shown && shown.check ? `label check: ${shown.check.message}` : "";
+    showCheck(currentItem());
     renderList();
     draw();
     status(`saved ${saved.n_images} images to ${saved.file}` + (saved.backup ? ` (previous file: ${saved.backup})` : ""));
