@@ -8,9 +8,11 @@ image as the object box) on the same images; both are scored on the unseen 20 % 
     python bench/landmarks.py --datasets drosophila-wings --minutes 3 --variants refined
 
 Rows: the coarse model (whole-image heatmaps only) and the refined model (crop refiner, trained jointly,
-the same budget), each without and with test-time augmentation, the refined model's own coarse stage,
-the refined model exported to ONNX (fp32 and int8) and run by onnxruntime, and dlib; mean / median / 95th-percentile error in pixels and in % of the image's long side; and the mean % over the test images whose
-labels `shapekit check` does not flag (the labels alone decide, before any model is trained).
+the same budget), each without and with test-time augmentation, the refined model's own coarse stage and
+the same model with one more refiner pass (crops re-centred on the points of the pass before), the refined
+model exported to ONNX (fp32 and int8) and run by onnxruntime, and dlib; mean / median / 95th-percentile error
+in pixels and in % of the image's long side; and the mean % over the test images whose labels `shapekit check`
+does not flag (the labels alone decide, before any model is trained).
 
     python bench/landmarks.py --datasets lizard-toepads --labels checked --results landmarks-lizard-checked
 
@@ -161,9 +163,25 @@ def shapekit_runs(name: str, variant: str, train_dir: Path, test_dir: Path, args
                                out_dir=run_dir / f"test_evaluation{views}{'' if refine else '_coarse'}")
         predict_ips = _predict_speed(task, model, images, runtime, tta, refine)
         rows.append(_row(label + suffix, report, predict_ips, task.config.epochs, train_minutes, test))
+    if variant == "refined":
+        rows.append(_second_pass_row(task, model, test_dir, images, runtime, run_dir, label, train_minutes, test))
     if variant == "refined" and not args.no_onnx:
         rows += onnx_rows(run_dir, train_dir, test_dir, images, label, task.config.epochs, train_minutes, test)
     return rows
+
+
+def _second_pass_row(task, model, test_dir: Path, images: list, runtime, run_dir: Path, label: str, train_minutes,
+                     test: TestLabels) -> dict:
+    """The same model with one more refiner pass (its crops re-centred on the first pass's points)."""
+    trained = task.options
+    passes = trained.refine_passes + 1
+    task.options = trained.model_copy(update={"refine_passes": passes})
+    try:
+        report = task.evaluate(model, test_dir, runtime=runtime, out_dir=run_dir / f"test_evaluation_passes{passes}")
+        predict_ips = _predict_speed(task, model, images, runtime, False, True)
+    finally:
+        task.options = trained
+    return _row(f"{label}, {passes} refiner passes", report, predict_ips, task.config.epochs, train_minutes, test)
 
 
 def onnx_rows(run_dir: Path, train_dir: Path, test_dir: Path, images: list, label: str, epochs, train_minutes,

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, RESULTS, WORK, console, print_table, save_results  # noqa: E402
+from _common import DATA, RESULTS, WORK, print_table, save_results  # noqa: E402
 
 from shapekit.engine import Runtime, load_model, read_checkpoint  # noqa: E402
 from shapekit.engine.onnx import OnnxForward, export_onnx  # noqa: E402

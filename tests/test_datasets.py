@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import LANDMARK_SETS, data_dir
+from conftest import data_dir
 from shapekit.errors import InputError, ShapekitError
 from shapekit.io import image_size, load_landmark_set, read_tps, split_dataset, tps
 

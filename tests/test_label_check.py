@@ -137,3 +137,35 @@ def test_a_distorted_shape_is_not_blamed_on_numbering():
     flagged = {c.index: c for c in report["checks"] if c.issue}
     assert 5 in flagged and flagged[5].issue in {"landmark", "shape"}
     assert report["issues"]["coincident"] == 0
+
+
+def test_evaluation_names_the_flagged_images_and_scores_the_others(mislabelled, tmp_path):
+    """`shapekit evaluate` says which of its images the label check flags, and the mean error without them."""
+    from rich.console import Console
+
+    from shapekit.config import RunConfig
+    from shapekit.engine import Runtime
+    from shapekit.tasks.landmarks import LandmarkTask
+
+    folder, _, _ = mislabelled
+    meta = {"landmark_names": [f"lm{k}" for k in range(8)], "num_landmarks": 8, "flip_pairs": [], "y_origin": "top",
+            "input_shape": [64, 64], "pad_fill": 0, "refine": None}
+    task = LandmarkTask(RunConfig(input_size=64, encoder_weights="none"), meta)
+    model = task.build_model(pretrained=False).eval()
+    report = task.evaluate(model, folder, runtime=Runtime.create("cpu", "32"), out_dir=tmp_path / "eval")
+    flagged = report["label_check"]["flagged"]
+    assert set(flagged) == {f"s{k:02d}.png" for k in (SWAPPED, MIRRORED, MISPLACED, DOUBLED)}
+    assert flagged[f"s{SWAPPED:02d}.png"]["issue"] == "order"
+
+    labels = np.stack([r.points for r in task.load_landmarks(folder).records])  # in the model's y convention
+    pct = np.linalg.norm(report["_predictions"] - labels, axis=-1) / max(WIDTH, HEIGHT) * 100
+    others = [k for k in range(len(labels)) if f"s{k:02d}.png" not in flagged]
+    assert report["label_check"]["mean_pct_long_side_unflagged"] == pytest.approx(pct[others].mean(), rel=1e-6)
+    assert report["label_check"]["mean_pct_long_side_unflagged"] != pytest.approx(report["mean_pct_long_side"])
+
+    console = Console(record=True, width=200)
+    task.print_report(report, console)
+    printed = console.export_text()
+    assert "The label check flags 4 of these images" in printed and f"s{MIRRORED:02d}.png" in printed
+    saved = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    assert set(saved["label_check"]["flagged"]) == set(flagged)

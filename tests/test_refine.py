@@ -14,7 +14,7 @@ from shapekit.engine import Runtime, load_model
 from shapekit.engine.checkpoint import save_model_checkpoint
 from shapekit.engine.onnx import export_onnx, load_predictor
 from shapekit.tasks.landmarks import LandmarkTask
-from shapekit.transforms import invert_letterbox_points
+from shapekit.transforms import AugmentOptions, invert_letterbox_points
 from shapekit.tta import TestTimeAugmentation, flip_permutation
 
 RUNTIME = Runtime.create("cpu", "32")
@@ -83,6 +83,45 @@ def test_landmark_at_the_image_border_refines_without_error():
     assert torch.isfinite(refined).all()
     half = float(task.crop_step(letterbox)[0]) * 32 / 2
     assert ((refined - corners).abs() <= half + 1e-4).all()
+
+
+@pytest.mark.parametrize("zoom", [1.0, 0.5])
+def test_each_refiner_pass_starts_from_the_last(zoom):
+    """--opt refine_passes=2 re-centres the crops on the first pass's points and refines again, in a crop
+    ``refine_zoom`` times the first one's span (so a finer pass moves a point at most half its own crop)."""
+    task = _task()
+    task.options = task.options.model_copy(update={"refine_passes": 2, "refine_zoom": zoom})
+    model = task.build_model(pretrained=False).eval()
+    _scramble_refiner(model, 2)
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 255, (120, 200, 3), dtype=np.uint8)
+    letterbox = np.array([[64 / 200, 64 / 200, 0, 12]])
+    coarse = rng.uniform([20, 20], [180, 100], (1, 3, 2))
+    twice = task.refine_points(model, None, [image], coarse, letterbox, RUNTIME)
+    with torch.no_grad():
+        first = task.refine_in_crops(model.refine, [image], torch.from_numpy(coarse), letterbox)
+        second = task.refine_in_crops(model.refine, [image], first, letterbox, zoom=zoom)
+    np.testing.assert_allclose(twice, second.double().numpy(), atol=1e-3)
+    moved = (second - first).abs().max()
+    half_crop = float(task.crop_step(letterbox)[0]) * 32 / 2
+    assert 0.1 * half_crop * zoom < moved <= half_crop * zoom + 1e-4  # it really ran, inside its (finer) crop
+
+
+def test_zoomed_training_crops_come_at_both_scales():
+    """With refine_zoom, about half of the training crops are finer by that factor (the later passes' crops)."""
+    task = _task(num_landmarks=40)
+    task.options = task.options.model_copy(update={"refine_zoom": 0.5, "augment": AugmentOptions(enabled=False)})
+    ramp = np.tile(np.arange(256, dtype=np.uint8)[None, :, None], (160, 1, 3))  # brightness = x: slope 1 / px
+    truth = np.random.default_rng(0).uniform([70, 60], [186, 100], (40, 2))
+    samples = type("Samples", (), {"originals": [truth], "original_images": [ramp],
+                                   "letterboxes": np.array([[64 / 256, 64 / 256, 0, 12]])})()
+    torch.manual_seed(0)
+    crops = task._training_crops(samples, 0)["crops"][:, 0]
+    slope = (crops[:, 16, 20] - crops[:, 16, 12]).numpy() * 255 / 8  # original pixels per crop pixel
+    step = float(task.crop_step(samples.letterboxes)[0])
+    finer = np.isclose(slope, step * 0.5, rtol=0.05)
+    assert (finer | np.isclose(slope, step, rtol=0.05)).all()
+    assert 0.2 < finer.mean() < 0.8
 
 
 class HalfImageDetector(nn.Module):

@@ -21,7 +21,7 @@ from ..engine.runtime import Runtime
 from ..errors import InputError, ShapekitError
 from ..io.atomic import save_image, write_json
 from ..io.images import read_image
-from ..io.landmark_dataset import (OUTPUT_FILES, LandmarkSet, infer_flip_pairs, load_landmark_set, split_indices,
+from ..io.landmark_dataset import (OUTPUT_FILES, LandmarkSet, load_landmark_set, split_indices,
                                    write_landmarks)
 from ..metrics import landmark_errors, normalisers, parse_normalisation, summarize_landmark_errors
 from ..plots import draw_landmarks, plot_ced, plot_overlay_grid
@@ -98,16 +98,30 @@ class KeypointSamples(Dataset):
         return sample
 
 
-def label_check_notes(data: LandmarkSet, folder) -> list[str]:
-    """What `shapekit check` finds that is surely a labelling mistake (landmarks numbered in another order, or
-    doubled): worth fixing before training, since the model learns from every image the same."""
+def label_flags(data: LandmarkSet) -> dict[str, dict]:
+    """Images `shapekit check` flags: name -> {"issue", "message"} (empty when too few complete images to check)."""
     from ..label_check import check_landmarks
 
     try:
         report = check_landmarks(data)
     except ShapekitError:  # too few complete images for a shape check
-        return []
-    sure = [c.image for c in report["checks"] if c.issue in ("order", "coincident")]
+        return {}
+    return {c.image: {"issue": c.issue, "message": c.message} for c in report["checks"] if c.issue}
+
+
+def flagged_summary(names: list[str], pct: np.ndarray, flags: dict[str, dict]) -> dict:
+    """Which evaluated images (errors ``pct`` (M, N) in % of the long side) the label check flags, and the mean
+    error over the others: where the annotation is wrong, so is the error."""
+    flagged = np.array([name in flags for name in names], bool)
+    others = pct[~flagged]
+    return {"flagged": {name: flags[name] for name in names if name in flags},
+            "mean_pct_long_side_unflagged": float(np.nanmean(others)) if np.isfinite(others).any() else None}
+
+
+def label_check_notes(data: LandmarkSet, folder) -> list[str]:
+    """What `shapekit check` finds that is surely a labelling mistake (landmarks numbered in another order, or
+    doubled): worth fixing before training, since the model learns from every image the same."""
+    sure = [image for image, check in label_flags(data).items() if check["issue"] in ("order", "coincident")]
     if not sure:
         return []
     shown = ", ".join(sure[:5]) + (", ..." if len(sure) > 5 else "")
@@ -332,13 +346,17 @@ class KeypointTask(Task):
         report["images"] = [r.image_path.name for r in dataset.records]
         report["data"] = str(data)
         report["mean_confidence"] = float(np.mean(conf))
+        flags = label_flags(dataset)
+        report["label_check"] = flagged_summary(report["images"], errors / long_sides[:, None] * 100, flags)
         if out_dir is not None:
             out_dir = Path(out_dir)
             plot_ced({"shapekit": report["ced"]}, out_dir / "ced.png", norm_spec)
             worst = np.argsort([-np.nan_to_num(v) for v in report["per_image_mean_px"]])[:6]
+            titles = [f"{'[label check] ' if report['images'][i] in flags else ''}{report['images'][i]}: "
+                      f"{report['per_image_mean_px'][i]:.1f} px" for i in worst]
             plot_overlay_grid([images[i] for i in worst], [pred[i] for i in worst], [true[i] for i in worst],
-                              [f"{dataset.records[i].image_path.name}: {report['per_image_mean_px'][i]:.1f} px"
-                               for i in worst], out_dir / "worst_images.png", "Largest errors: green true, red predicted")
+                              titles, out_dir / "worst_images.png",
+                              "Largest errors: green true, red predicted ([label check]: annotation flagged)")
             write_json(out_dir / "evaluation.json", report)
         report["_predictions"] = pred
         return report
@@ -358,6 +376,12 @@ class KeypointTask(Task):
         pck = "  ".join(f"PCK@{k}%: {v:.3f}" for k, v in report["pck_pct_long_side"].items())
         nme = report.get("nme", {})
         console.print(f"NME ({nme.get('normalisation')}): {_f(nme.get('value'), 4)}   {pck}")
+        flagged = (report.get("label_check") or {}).get("flagged") or {}
+        if flagged:
+            shown = ", ".join(list(flagged)[:5]) + (", ..." if len(flagged) > 5 else "")
+            console.print(f"The label check flags {len(flagged)} of these images ({shown}; `shapekit check` explains); "
+                          f"mean error on the others: {_f(report['label_check']['mean_pct_long_side_unflagged'], 3)} "
+                          f"% of the long side")
 
     # --- web app --------------------------------------------------------------------------------
     web_kind = "landmarks"

@@ -42,6 +42,11 @@ class HeatmapOptions(KeypointOptions):
     refine_crop: int = Field(48, ge=16, multiple_of=8, description="crop side, pixels fed to the refiner")
     refine_cells: float = Field(6.0, gt=1, description="crop side in coarse heatmap cells (sets the crop's scale)")
     refine_jitter: float = Field(0.75, ge=0, description="training crop-centre jitter, std in coarse heatmap cells")
+    refine_passes: int = Field(1, ge=1, le=4, description="refiner passes at inference, each crop re-centred on "
+                                                         "the previous pass's point")
+    refine_zoom: float = Field(1.0, ge=0.25, le=1.0, description="each later pass's crop span relative to the pass "
+                                                                "before (0.5: twice the resolution); training "
+                                                                "crops come at both scales")
     freeze_stem: bool = Field(True, description="keep the pretrained encoder's stride-2 and -4 layers (and the "
                                                 "refiner's) fixed: 1.3-1.5x faster training steps, same accuracy")
 
@@ -118,13 +123,15 @@ class LandmarkTask(KeypointTask):
         stride = 4  # input pixels per heatmap cell
         return refine["cells"] * stride / (refine["crop"] * scale)
 
-    def refine_in_crops(self, run, images: list, centres: torch.Tensor, letterboxes, shifts=()) -> torch.Tensor:
+    def refine_in_crops(self, run, images: list, centres: torch.Tensor, letterboxes, shifts=(),
+                        zoom: float = 1.0) -> torch.Tensor:
         """Refined points (B, N, 2) in original pixels: crops of each original image around ``centres``
         (B, N, 2), ``run`` (crops (B, N, 3, S, S) -> crop-pixel points (B, N, 2)), mapped back. ``shifts``
         (K, 2), in coarse heatmap cells: one crop per shifted centre, all in one ``run`` call, refined points
-        averaged (test-time voting; empty: the centred crop alone)."""
+        averaged (test-time voting; empty: the centred crop alone). ``zoom``: the crops' span relative to the
+        trained one (shifts scale with it)."""
         size = self.refinement["crop"]
-        steps = self.crop_step(letterboxes)
+        steps = self.crop_step(letterboxes) * zoom
         offsets = torch.tensor(shifts or [(0.0, 0.0)], dtype=torch.float32)  # (K, 2) cells
         cell = steps * size / self.refinement["cells"]  # one coarse cell in original pixels, per image
         voted = centres.float().cpu()[None] + offsets[:, None, None, :] * cell[None, :, None, None]  # (K, B, N, 2)
@@ -148,8 +155,16 @@ class LandmarkTask(KeypointTask):
             def run(crops):
                 with torch.inference_mode(), runtime.autocast():
                     return model.refine(crops.to(runtime.device))
-        refined = self.refine_in_crops(run, images, torch.from_numpy(points), letterboxes, shifts)
+        refined = self.refine_repeatedly(run, images, torch.from_numpy(points), letterboxes, shifts)
         return refined.double().numpy()
+
+    def refine_repeatedly(self, run, images: list, centres: torch.Tensor, letterboxes, shifts=()) -> torch.Tensor:
+        """``refine_in_crops`` repeated ``refine_passes`` times, each pass's crops centred on the last pass's
+        points and ``refine_zoom`` times the span of the pass before: a crop centred closer to the landmark
+        leaves it context on every side, and a finer one resolves it in more crop pixels."""
+        for k in range(self.options.refine_passes):
+            centres = self.refine_in_crops(run, images, centres, letterboxes, shifts, self.options.refine_zoom ** k)
+        return centres
 
     def sample_settings(self, training: bool):
         if not self.refinement:
@@ -166,14 +181,19 @@ class LandmarkTask(KeypointTask):
         truth = torch.nan_to_num(truth)
         count = len(truth)
         step = float(self.crop_step(samples.letterboxes[index][None])[0])
+        # With a zoom, half of the crops are a later pass's: finer, and off-centre by the same number of crop
+        # pixels (a later pass starts from a point the pass before already refined).
+        level = (torch.rand(count, 1) < 0.5).float() if self.options.refine_zoom < 1 else torch.zeros(count, 1)
+        finer = self.options.refine_zoom ** level  # (count, 1)
         cell = step * size / refine["cells"]  # one coarse heatmap cell in original pixels
-        limit = 0.35 * size * step
-        jitter = (torch.randn(count, 2) * self.options.refine_jitter * cell).clamp(-limit, limit)
+        limit = 0.35 * size * step * finer
+        jitter = torch.maximum(torch.minimum(torch.randn(count, 2) * self.options.refine_jitter * cell * finer, limit),
+                               -limit)
         angle = scale = None
         if augment.enabled:
             angle = torch.empty(count).uniform_(-augment.rotate, augment.rotate) * (np.pi / 180)
             scale = torch.empty(count).uniform_(1 - augment.scale, 1 + augment.scale)
-        steps = step * (scale if scale is not None else torch.ones(count))
+        steps = step * finer[:, 0] * (scale if scale is not None else torch.ones(count))
         centres = truth + jitter
         crops = sample_crops(image_tensor(samples.original_images[index]), centres, steps, size, angle)
         if augment.enabled:
@@ -213,8 +233,8 @@ class LandmarkTask(KeypointTask):
         if self.refinement and samples is not None and samples.original_images:
             images = [samples.original_images[int(i)] for i in batch["index"]]
             device = batch["image"].device
-            final = self.refine_in_crops(lambda crops: model.refine(crops.to(device)), images, coarse.detach(),
-                                         batch["letterbox"].cpu())
+            final = self.refine_repeatedly(lambda crops: model.refine(crops.to(device)), images, coarse.detach(),
+                                       batch["letterbox"].cpu())
             final = final.to(coarse.device)
             outputs["coarse_errors"] = torch.linalg.norm(coarse - batch["points_orig"], dim=-1)
         outputs["errors"] = torch.linalg.norm(final - batch["points_orig"], dim=-1)

@@ -240,7 +240,7 @@ def build_garment(proportions: GarmentProportions | None = None, spacing: float 
     corners, landmark_corner = garment_outline(p)
     spacing = spacing or p.body_length / 40
     closed = np.array(corners + [corners[0]])
-    outline_points, outline_index, corner_at = [], [], {}
+    outline_points, corner_at = [], {}
     for k, (a, b) in enumerate(zip(closed[:-1], closed[1:])):
         corner_at[k] = len(outline_points)
         segment = _polyline(np.array([a, b]), spacing / 2)  # denser on the boundary: Delaunay keeps it
