@@ -118,15 +118,18 @@ def flagged_summary(names: list[str], pct: np.ndarray, flags: dict[str, dict]) -
             "mean_pct_long_side_unflagged": float(np.nanmean(others)) if np.isfinite(others).any() else None}
 
 
+def _first_names(names: list[str], count: int = 5) -> str:
+    return ", ".join(names[:count]) + (", ..." if len(names) > count else "")
+
+
 def label_check_notes(data: LandmarkSet, folder) -> list[str]:
     """What `shapekit check` finds that is surely a labelling mistake (landmarks numbered in another order, or
     doubled): worth fixing before training, since the model learns from every image the same."""
     sure = [image for image, check in label_flags(data).items() if check["issue"] in ("order", "coincident")]
     if not sure:
         return []
-    shown = ", ".join(sure[:5]) + (", ..." if len(sure) > 5 else "")
     return [f"the label check finds {len(sure)} of {len(data)} images numbered in another order or with doubled "
-            f"landmarks ({shown}): `shapekit check {folder} --out REPORT --clean-out FIXED` explains and repairs"]
+            f"landmarks ({_first_names(sure)}): `shapekit check {folder} --out REPORT --clean-out FIXED` explains and repairs"]
 
 
 class KeypointTask(Task):
@@ -378,8 +381,8 @@ class KeypointTask(Task):
         console.print(f"NME ({nme.get('normalisation')}): {_f(nme.get('value'), 4)}   {pck}")
         flagged = (report.get("label_check") or {}).get("flagged") or {}
         if flagged:
-            shown = ", ".join(list(flagged)[:5]) + (", ..." if len(flagged) > 5 else "")
-            console.print(f"The label check flags {len(flagged)} of these images ({shown}; `shapekit check` explains); "
+            console.print(f"The label check flags {len(flagged)} of these images ({_first_names(list(flagged))}; "
+                          f"`shapekit check` explains); "
                           f"mean error on the others: {_f(report['label_check']['mean_pct_long_side_unflagged'], 3)} "
                           f"% of the long side")
 

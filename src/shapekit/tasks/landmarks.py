@@ -183,12 +183,11 @@ class LandmarkTask(KeypointTask):
         step = float(self.crop_step(samples.letterboxes[index][None])[0])
         # With a zoom, half of the crops are a later pass's: finer, and off-centre by the same number of crop
         # pixels (a later pass starts from a point the pass before already refined).
-        level = (torch.rand(count, 1) < 0.5).float() if self.options.refine_zoom < 1 else torch.zeros(count, 1)
-        finer = self.options.refine_zoom ** level  # (count, 1)
+        zoom = self.options.refine_zoom
+        finer = torch.where(torch.rand(count, 1) < 0.5, zoom, 1.0) if zoom < 1 else torch.ones(count, 1)
         cell = step * size / refine["cells"]  # one coarse heatmap cell in original pixels
         limit = 0.35 * size * step * finer
-        jitter = torch.maximum(torch.minimum(torch.randn(count, 2) * self.options.refine_jitter * cell * finer, limit),
-                               -limit)
+        jitter = (torch.randn(count, 2) * self.options.refine_jitter * cell * finer).clamp(-limit, limit)
         angle = scale = None
         if augment.enabled:
             angle = torch.empty(count).uniform_(-augment.rotate, augment.rotate) * (np.pi / 180)
@@ -234,7 +233,7 @@ class LandmarkTask(KeypointTask):
             images = [samples.original_images[int(i)] for i in batch["index"]]
             device = batch["image"].device
             final = self.refine_repeatedly(lambda crops: model.refine(crops.to(device)), images, coarse.detach(),
-                                       batch["letterbox"].cpu())
+                                           batch["letterbox"].cpu())
             final = final.to(coarse.device)
             outputs["coarse_errors"] = torch.linalg.norm(coarse - batch["points_orig"], dim=-1)
         outputs["errors"] = torch.linalg.norm(final - batch["points_orig"], dim=-1)
