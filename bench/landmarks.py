@@ -1,7 +1,7 @@
 """Heatmap landmark benchmark on the real morphometrics datasets, with dlib (ml-morph) as baseline.
 
 For each dataset: a fixed-seed 80/20 split; shapekit's heatmap U-Net is trained on the 80 % within a
-stated CPU budget per model, dlib's ensemble-of-regression-trees shape predictor (the ml-morph method, whole
+stated CPU budget per model (`shapekit train --minutes`: epochs fitted to it from the run's own first epochs), dlib's ensemble-of-regression-trees shape predictor (the ml-morph method, whole
 image as the object box) on the same images; both are scored on the unseen 20 % in original pixels.
 
     python bench/landmarks.py --minutes 20         # all three datasets, the default ~20-minute budget
@@ -25,6 +25,7 @@ Writes bench/results/<--results>.json and prints a table.
 from __future__ import annotations
 
 import argparse
+import csv
 import math
 import os
 import sys
@@ -36,7 +37,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, RESULTS, WORK, console, print_table, save_results, train_throughput  # noqa: E402
+from _common import DATA, RESULTS, WORK, console, print_table, save_results  # noqa: E402
 
 from shapekit.config import RunConfig, parse_overrides  # noqa: E402
 from shapekit.engine import Runtime, load_model, train  # noqa: E402
@@ -103,35 +104,39 @@ def _seed_suffix(seed: int) -> str:
     return "" if seed == 0 else f"_seed{seed}"  # seed 0 keeps the folder names of the earlier runs
 
 
-def trained_within(run_dir: Path, minutes: float) -> bool:
-    """A finished run of this variant exists and was trained on the same budget (its config records the budget
-    as max_minutes = 1.1 x minutes), so a table never mixes budgets."""
+def trained_within(run_dir: Path, minutes: float, epochs: int | None = None) -> bool:
+    """A finished run of this variant exists and was trained on the same budget (its config records it: max_minutes
+    = 1.1 x minutes, and minutes itself when its epochs were fitted to the time), so a table never mixes budgets."""
     import yaml
 
     config_file = run_dir / "config.yaml"
     if not (run_dir / "best.ckpt").is_file() or not (run_dir / "train_minutes.txt").is_file() or not config_file.is_file():
         return False
-    recorded = (yaml.safe_load(config_file.read_text()) or {}).get("max_minutes")
-    return recorded is not None and math.isclose(float(recorded), minutes * 1.1, rel_tol=1e-6)
+    recorded = yaml.safe_load(config_file.read_text()) or {}
+    fitted = recorded.get("minutes")
+    return (recorded.get("max_minutes") is not None and math.isclose(float(recorded["max_minutes"]), minutes * 1.1)
+            and (fitted is None if epochs else fitted is not None and math.isclose(float(fitted), minutes)))
+
+
+def trained_epochs(run_dir: Path) -> int:
+    with open(run_dir / "metrics.csv", newline="") as handle:
+        return len(list(csv.DictReader(handle)))
 
 
 def train_on_budget(config: RunConfig, minutes: float, epochs: int | None = None, retrain: bool = False,
                     label: str = "") -> float:
-    """Train ``config`` into ``config.out`` within ``minutes`` of CPU time (epochs sized from a measured throughput,
-    or ``epochs``), unless a run on the same budget is there already; returns its training minutes."""
+    """Train ``config`` into ``config.out`` in about ``minutes`` (``shapekit train --minutes``: epochs sized from
+    the run's own first epochs), or for ``epochs``, unless a run on the same budget is there already; returns its
+    training minutes. Runs stop at 1.1 x ``minutes`` in any case."""
     run_dir = Path(config.out)
-    if not trained_within(run_dir, minutes) or retrain:
-        n_train = len(load_landmark_set(config.data))
-        if not epochs:
-            ips = train_throughput(config)
-            # Epochs that fit the budget (validation and data loading take ~15 % on top of the network).
-            epochs = max(3, math.floor(minutes * 60 * ips * 0.85 / (n_train * (1 - config.val_fraction))))
-            console.print(f"[bold]{label}[/]: {n_train} images, {ips:.1f} train img/s -> {epochs} epochs")
+    if not trained_within(run_dir, minutes, epochs) or retrain:
+        console.print(f"[bold]{label}[/]: {f'{epochs} epochs' if epochs else f'epochs fitted to {minutes:g} min'}")
         if run_dir.exists():
             import shutil
             shutil.rmtree(run_dir)
         start = time.time()
-        train(config.model_copy(update={"epochs": epochs, "max_minutes": minutes * 1.1}), console=console)
+        budget = {"epochs": epochs} if epochs else {"minutes": minutes}
+        train(config.model_copy(update={**budget, "max_minutes": minutes * 1.1}), console=console)
         (run_dir / "train_minutes.txt").write_text(f"{(time.time() - start) / 60:.3f}\n")
     return float((run_dir / "train_minutes.txt").read_text())
 
@@ -145,6 +150,7 @@ def shapekit_runs(name: str, variant: str, train_dir: Path, test_dir: Path, args
                        batch_size=8, val_fraction=0.1, plot_every=10, ema=args.ema, encoder=args.encoder,
                        options=parse_overrides(VARIANTS[variant] + args.opt))
     train_minutes = train_on_budget(config, args.minutes, args.epochs, args.retrain, f"{name} {variant}")
+    epochs = trained_epochs(run_dir)
     task, model = load_model(run_dir / "best.ckpt")
     runtime = Runtime.create()
     records = load_landmark_set(test_dir).records
@@ -162,16 +168,17 @@ def shapekit_runs(name: str, variant: str, train_dir: Path, test_dir: Path, args
         report = task.evaluate(model, test_dir, runtime=runtime, tta=tta, refine=refine,
                                out_dir=run_dir / f"test_evaluation{views}{'' if refine else '_coarse'}")
         predict_ips = _predict_speed(task, model, images, runtime, tta, refine)
-        rows.append(_row(label + suffix, report, predict_ips, task.config.epochs, train_minutes, test))
+        rows.append(_row(label + suffix, report, predict_ips, epochs, train_minutes, test))
     if variant == "refined":
-        rows.append(_second_pass_row(task, model, test_dir, images, runtime, run_dir, label, train_minutes, test))
+        rows.append(_second_pass_row(task, model, test_dir, images, runtime, run_dir, label, epochs, train_minutes,
+                                     test))
     if variant == "refined" and not args.no_onnx:
-        rows += onnx_rows(run_dir, train_dir, test_dir, images, label, task.config.epochs, train_minutes, test)
+        rows += onnx_rows(run_dir, train_dir, test_dir, images, label, epochs, train_minutes, test)
     return rows
 
 
-def _second_pass_row(task, model, test_dir: Path, images: list, runtime, run_dir: Path, label: str, train_minutes,
-                     test: TestLabels) -> dict:
+def _second_pass_row(task, model, test_dir: Path, images: list, runtime, run_dir: Path, label: str, epochs,
+                     train_minutes, test: TestLabels) -> dict:
     """The same model with one more refiner pass (its crops re-centred on the first pass's points)."""
     trained = task.options
     passes = trained.refine_passes + 1
@@ -181,7 +188,7 @@ def _second_pass_row(task, model, test_dir: Path, images: list, runtime, run_dir
         predict_ips = _predict_speed(task, model, images, runtime, False, True)
     finally:
         task.options = trained
-    return _row(f"{label}, {passes} refiner passes", report, predict_ips, task.config.epochs, train_minutes, test)
+    return _row(f"{label}, {passes} refiner passes", report, predict_ips, epochs, train_minutes, test)
 
 
 def onnx_rows(run_dir: Path, train_dir: Path, test_dir: Path, images: list, label: str, epochs, train_minutes,
@@ -271,7 +278,7 @@ def main() -> None:
                         help="coarse: whole-image heatmaps only; refined: with the crop refiner")
     parser.add_argument("--no-tta", action="store_true", help="skip the test-time augmentation rows")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="train this many epochs instead of sizing them to --minutes (still capped at 1.1 x it)")
+                        help="train this many epochs instead of fitting them to --minutes (still stopped at 1.1 x it)")
     parser.add_argument("--input-size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--test-fraction", type=float, default=0.2)
@@ -308,11 +315,11 @@ def main() -> None:
         results[name] = {"n_train": n_train, "n_test": n_test, "minutes_per_model": args.minutes,
                          "command": " ".join(["python"] + sys.argv), "methods": entries}
         for entry in entries:
-            rows.append([name, entry["method"], n_train, n_test, entry["mean_px"], entry["median_px"], entry["p95_px"],
-                         entry["mean_pct_long_side"], entry["median_pct_long_side"], entry["p95_pct_long_side"],
+            rows.append([name, entry["method"], n_train, n_test, entry["epochs"], entry["mean_px"], entry["median_px"],
+                         entry["p95_px"], entry["mean_pct_long_side"], entry["median_pct_long_side"], entry["p95_pct_long_side"],
                          entry["mean_pct_long_side_unflagged"], entry["train_minutes"], entry["predict_img_per_s"]])
         print_table("Landmark error on held-out images (original pixels)",
-                    ["dataset", "method", "train", "test", "mean px", "median px", "p95 px", "mean %", "median %",
+                    ["dataset", "method", "train", "test", "epochs", "mean px", "median px", "p95 px", "mean %", "median %",
                      "p95 %", "mean % unflagged", "train min", "predict img/s"], rows)
         if args.merge:  # one dataset per run, all in one results file
             import json

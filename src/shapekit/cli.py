@@ -55,6 +55,8 @@ def train(
     strategy: str = typer.Option("auto", help="auto | ddp | ddp_spawn | ..."),
     precision: str = typer.Option("auto", help=PRECISION_HELP),
     num_workers: Optional[int] = typer.Option(None, help="data loader worker processes"),
+    minutes: Optional[float] = typer.Option(None, help="train for about this wall time: epochs and learning-rate "
+                                            "schedule sized from the first epochs (--epochs: at most)"),
     max_minutes: Optional[float] = typer.Option(None, help="stop after this wall time"),
     ema: Optional[float] = typer.Option(None, help="keep an exponential moving average of the weights (decay, e.g. 0.995)"),
     config: Optional[Path] = typer.Option(None, help="YAML file of settings (CLI flags win)"),
@@ -71,7 +73,7 @@ def train(
         flags = {"task": task, "data": data, "out": out, "epochs": epochs, "input_size": input_size,
                  "batch_size": batch_size, "lr": lr, "encoder": encoder, "encoder_weights": encoder_weights,
                  "init_from": init_from, "landmark_map": landmark_map, "seed": seed, "val_fraction": val_fraction, "num_workers": num_workers,
-                 "max_minutes": max_minutes, "ema": ema}
+                 "minutes": minutes, "max_minutes": max_minutes, "ema": ema}
         merged = merge(base, {k: v for k, v in flags.items() if v is not None})
         merged["options"] = merge(merged.get("options", {}), parse_overrides(opt))
         settings = validate(RunConfig, merged, "settings")

@@ -37,6 +37,8 @@ class RunConfig(BaseModel):
     precision: str = "auto"  # auto | 32 | bf16-mixed | 16-mixed
     channels_last: bool | None = None  # None: on when running bf16 on the CPU
     num_workers: int = Field(0, ge=0)
+    minutes: float | None = Field(None, gt=0, description="train for about this wall time: the epoch count and the "
+                                  "learning-rate schedule are sized from the run's first epochs (epochs: upper bound)")
     max_minutes: float | None = Field(None, gt=0, description="stop training after this wall time")
     plot_every: int = Field(5, ge=1, description="epochs between heatmap/overlay plots")
     init_from: Path | None = None

@@ -62,18 +62,24 @@ class TaskModule(L.LightningModule):
         config = self.task.config
         optimizer = torch.optim.Adam(self.model.parameters(), lr=self.task.lr, weight_decay=config.weight_decay)
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
-        warmup = min(total // 2, int(config.warmup_epochs * per_epoch))
+        self._steps_per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
+        self._total_steps = total
+        warmup = min(total // 2, int(config.warmup_epochs * self._steps_per_epoch))
 
         def factor(step: int) -> float:
-            # Linear warm-up, then cosine decay to 1% of the base rate.
+            # Linear warm-up, then cosine decay to 1% of the base rate over the run's current length
+            # (read at each step: a time-budgeted run sets its length after timing its first epochs).
             if step < warmup:
                 return (step + 1) / (warmup + 1)
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            progress = min(1.0, (step - warmup) / max(1, self._total_steps - warmup))
             return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress))
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def set_run_length(self, epochs: int) -> None:
+        """Stretch or shrink the learning-rate schedule to end after ``epochs`` epochs."""
+        self._total_steps = max(1, epochs * self._steps_per_epoch)
 
     def on_save_checkpoint(self, checkpoint):
         checkpoint[META_KEY] = checkpoint_meta(self.task)

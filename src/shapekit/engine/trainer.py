@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from ..config import RunConfig
 from ..errors import ShapekitError
 from ..io.atomic import write_text
-from .callbacks import EpochLog, PlotCallback
+from .callbacks import EpochLog, FitToMinutes, PlotCallback
 from .checkpoint import META_KEY, AtomicCheckpointIO, model_state, read_checkpoint
 from .module import TaskModule
 from .runtime import resolve_accelerator, resolve_channels_last, resolve_precision
@@ -63,6 +63,12 @@ def _init_from(task, model: torch.nn.Module, path: Path, console) -> None:
                       + (f" ({len(skipped)} start fresh, e.g. {skipped[0]})" if skipped else ""))
 
 
+def _length(config: RunConfig, epochs: int) -> str:
+    if config.minutes:
+        return f"~{config.minutes:g} min (epochs sized from the first ones{f', at most {epochs}' if config.epochs else ''})"
+    return f"{epochs} epochs"
+
+
 def train(config: RunConfig, resume: bool = False, console=None) -> Path:
     """Train ``config.task`` on ``config.data`` into ``config.out``; returns the run folder."""
     from ..tasks import get_task
@@ -103,6 +109,8 @@ def train(config: RunConfig, resume: bool = False, console=None) -> Path:
         EpochLog(out, console),
         PlotCallback(out, config.plot_every),
     ]
+    if config.minutes:
+        callbacks.append(FitToMinutes(config.minutes, config.epochs, console))
     if config.ema:
         # Average from the end of warm-up on: early weights are far from the optimum.
         start = max(1, int(config.warmup_epochs * max(1, len(train_set) // config.batch_size)))
@@ -113,7 +121,7 @@ def train(config: RunConfig, resume: bool = False, console=None) -> Path:
 
     if console is not None:
         console.print(f"[bold]{task.name}[/]: {len(train_set)} training / {len(val_set) if val_set else 0} validation "
-                      f"images, {epochs} epochs, {accelerator} x{config.devices}, {precision}"
+                      f"images, {_length(config, epochs)}, {accelerator} x{config.devices}, {precision}"
                       f"{', channels_last' if channels_last else ''} -> {out}")
         for note in task.data_notes:
             console.print(f"[yellow]note[/]: {note}")

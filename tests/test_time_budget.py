@@ -1,0 +1,47 @@
+"""`--minutes`: a run sized to a wall-time budget from its own epoch times."""
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from shapekit.cli import main
+
+BASE_LR = 1e-3
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    from shapekit.synthetic import make_landmark_dataset
+
+    return make_landmark_dataset(tmp_path_factory.mktemp("budget") / "data", n_images=24, width=96, height=80, seed=2)
+
+
+def _train(data: Path, out: Path, *extra: str) -> list[dict]:
+    main(["train", "--data", str(data), "--out", str(out), "--input-size", "64", "--batch-size", "4",
+          "--lr", str(BASE_LR), "--opt", "refine=false", "--precision", "32", *extra])
+    with open(out / "metrics.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_a_time_budget_sizes_the_epochs_and_ends_the_schedule_with_them(tiny_dataset, tmp_path):
+    budget_s = 15.0
+    rows = _train(tiny_dataset, tmp_path / "run", "--minutes", str(budget_s / 60))
+    state = torch.load(tmp_path / "run" / "last.ckpt", weights_only=False)["callbacks"]["FitToMinutes"]
+    lrs = [float(r["lr"]) for r in rows]
+    # The run fills its budget (an epoch here is well under a second) instead of the default epoch count; the
+    # time spent (kept in the checkpoint for --resume) covers whole epochs including their checkpoints...
+    assert 0.75 * budget_s <= state["spent"] <= 1.25 * budget_s, (len(rows), state)
+    assert state["epochs"] == len(rows) and sum(float(r["seconds"]) for r in rows) <= state["spent"]
+    # ...and the cosine schedule was stretched to end with the last epoch, not cut off mid-way.
+    assert lrs[-1] <= 0.03 * BASE_LR and lrs[len(lrs) // 3] >= 0.5 * BASE_LR, lrs
+    # Re-estimates only nudge it: after the warm-up peak the rate never climbs back by more than a few per cent.
+    peak = lrs.index(max(lrs))
+    assert all(later <= 1.05 * earlier for earlier, later in zip(lrs[peak:], lrs[peak + 1:])), lrs
+
+
+def test_epochs_cap_a_time_budget(tiny_dataset, tmp_path):
+    rows = _train(tiny_dataset, tmp_path / "run", "--minutes", "5", "--epochs", "3")
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert float(rows[-1]["lr"]) <= 0.03 * BASE_LR
