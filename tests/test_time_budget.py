@@ -40,6 +40,12 @@ def test_a_time_budget_sizes_the_epochs_and_ends_the_schedule_with_them(tiny_dat
     peak = lrs.index(max(lrs))
     assert all(later <= 1.05 * earlier for earlier, later in zip(lrs[peak:], lrs[peak + 1:])), lrs
 
+    # --resume restores the epoch count and the time spent: a finished budget run has nothing left to train
+    # (a fresh budget would start sizing again and train on past the epochs chosen).
+    main(["train", "--out", str(tmp_path / "run"), "--resume"])
+    with open(tmp_path / "run" / "metrics.csv", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == len(rows)
+
 
 def test_epochs_cap_a_time_budget(tiny_dataset, tmp_path):
     rows = _train(tiny_dataset, tmp_path / "run", "--minutes", "5", "--epochs", "3")
