@@ -1,8 +1,9 @@
 """Heatmap landmark benchmark on the real morphometrics datasets, with dlib (ml-morph) as baseline.
 
 For each dataset: a fixed-seed 80/20 split; shapekit's heatmap U-Net is trained on the 80 % within a
-stated CPU budget per model (`shapekit train --minutes`: epochs fitted to it from the run's own first epochs), dlib's ensemble-of-regression-trees shape predictor (the ml-morph method, whole
-image as the object box) on the same images; both are scored on the unseen 20 % in original pixels.
+stated CPU budget per model (`shapekit train --minutes`: epochs fitted to it from the run's own first epochs),
+dlib's ensemble-of-regression-trees shape predictor (the ml-morph method, whole image as the object box) on the
+same images; both are scored on the unseen 20 % in original pixels.
 
     python bench/landmarks.py --minutes 20         # all three datasets, the default ~20-minute budget
     python bench/landmarks.py --datasets drosophila-wings --minutes 3 --variants refined
@@ -113,9 +114,12 @@ def trained_within(run_dir: Path, minutes: float, epochs: int | None = None) -> 
     if not (run_dir / "best.ckpt").is_file() or not (run_dir / "train_minutes.txt").is_file() or not config_file.is_file():
         return False
     recorded = yaml.safe_load(config_file.read_text()) or {}
-    fitted = recorded.get("minutes")
-    return (recorded.get("max_minutes") is not None and math.isclose(float(recorded["max_minutes"]), minutes * 1.1)
-            and (fitted is None if epochs else fitted is not None and math.isclose(float(fitted), minutes)))
+    fitted_to = None if epochs else minutes
+    return _same(recorded.get("max_minutes"), minutes * 1.1) and _same(recorded.get("minutes"), fitted_to)
+
+
+def _same(value, expected: float | None) -> bool:
+    return value is None if expected is None else value is not None and math.isclose(float(value), expected)
 
 
 def trained_epochs(run_dir: Path) -> int:
@@ -315,12 +319,13 @@ def main() -> None:
         results[name] = {"n_train": n_train, "n_test": n_test, "minutes_per_model": args.minutes,
                          "command": " ".join(["python"] + sys.argv), "methods": entries}
         for entry in entries:
-            rows.append([name, entry["method"], n_train, n_test, entry["epochs"], entry["mean_px"], entry["median_px"],
-                         entry["p95_px"], entry["mean_pct_long_side"], entry["median_pct_long_side"], entry["p95_pct_long_side"],
+            rows.append([name, entry["method"], n_train, n_test, entry["epochs"], entry["mean_px"],
+                         entry["median_px"], entry["p95_px"], entry["mean_pct_long_side"],
+                         entry["median_pct_long_side"], entry["p95_pct_long_side"],
                          entry["mean_pct_long_side_unflagged"], entry["train_minutes"], entry["predict_img_per_s"]])
         print_table("Landmark error on held-out images (original pixels)",
-                    ["dataset", "method", "train", "test", "epochs", "mean px", "median px", "p95 px", "mean %", "median %",
-                     "p95 %", "mean % unflagged", "train min", "predict img/s"], rows)
+                    ["dataset", "method", "train", "test", "epochs", "mean px", "median px", "p95 px", "mean %",
+                     "median %", "p95 %", "mean % unflagged", "train min", "predict img/s"], rows)
         if args.merge:  # one dataset per run, all in one results file
             import json
 

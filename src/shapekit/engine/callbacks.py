@@ -127,7 +127,6 @@ class FitToMinutes(L.Callback):
 
     def on_train_start(self, trainer, pl_module):
         self._session_start = time.time()
-        self._epoch_start = None
         if self.epochs is not None:
             self._apply(trainer, pl_module, self.epochs)
 
