@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime
 import os
 import platform
@@ -65,6 +66,12 @@ def save_results(name: str, payload: dict) -> Path:
     path = write_json(RESULTS / f"{name}.json", payload)
     console.print(f"results: {path}")
     return path
+
+
+def trained_epochs(run_dir: Path) -> int:
+    """Epochs a finished run trained (rows of its metrics.csv)."""
+    with open(run_dir / "metrics.csv", newline="") as handle:
+        return len(list(csv.DictReader(handle)))
 
 
 def train_throughput(config, steps: int = 10) -> float:

@@ -26,7 +26,6 @@ Writes bench/results/<--results>.json and prints a table.
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import os
 import sys
@@ -38,7 +37,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, RESULTS, WORK, console, print_table, save_results  # noqa: E402
+from _common import DATA, RESULTS, WORK, console, print_table, save_results, trained_epochs  # noqa: E402
 
 from shapekit.config import RunConfig, parse_overrides  # noqa: E402
 from shapekit.engine import Runtime, load_model, train  # noqa: E402
@@ -122,11 +121,6 @@ def _same(value, expected: float | None) -> bool:
     return value is None if expected is None else value is not None and math.isclose(float(value), expected)
 
 
-def trained_epochs(run_dir: Path) -> int:
-    with open(run_dir / "metrics.csv", newline="") as handle:
-        return len(list(csv.DictReader(handle)))
-
-
 def train_on_budget(config: RunConfig, minutes: float, epochs: int | None = None, retrain: bool = False,
                     label: str = "") -> float:
     """Train ``config`` into ``config.out`` in about ``minutes`` (``shapekit train --minutes``: epochs sized from
@@ -151,7 +145,7 @@ def shapekit_runs(name: str, variant: str, train_dir: Path, test_dir: Path, args
     tag = "_".join(t for t in (variant, args.tag) if t)
     run_dir = WORK / "landmarks" / name / f"run_{args.input_size}_{tag}{_seed_suffix(args.seed)}"
     config = RunConfig(task="landmarks", data=train_dir, out=run_dir, input_size=args.input_size, seed=args.seed,
-                       batch_size=8, val_fraction=0.1, plot_every=10, ema=args.ema, encoder=args.encoder,
+                       batch_size=8, val_fraction=args.val_fraction, plot_every=10, ema=args.ema, encoder=args.encoder,
                        options=parse_overrides(VARIANTS[variant] + args.opt))
     train_minutes = train_on_budget(config, args.minutes, args.epochs, args.retrain, f"{name} {variant}")
     epochs = trained_epochs(run_dir)
@@ -285,6 +279,9 @@ def main() -> None:
                         help="train this many epochs instead of fitting them to --minutes (still stopped at 1.1 x it)")
     parser.add_argument("--input-size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--val-fraction", type=float, default=0.1,
+                        help="share of the training part held out to pick best.ckpt (0: train on all of it; "
+                             "best.ckpt then follows the training loss)")
     parser.add_argument("--test-fraction", type=float, default=0.2)
     parser.add_argument("--no-dlib", action="store_true")
     parser.add_argument("--no-onnx", action="store_true", help="skip the refined model's onnxruntime rows")

@@ -34,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DATA, REPO, WORK, console, print_table, save_results, train_throughput  # noqa: E402
 
 from shapekit.config import RunConfig  # noqa: E402
-from shapekit.engine import Runtime, load_model, train  # noqa: E402
+from shapekit.engine import Runtime, load_model, read_checkpoint, train  # noqa: E402
+from shapekit.engine.checkpoint import unfinished  # noqa: E402
 from shapekit.io.atomic import save_figure  # noqa: E402
 from shapekit.io.multiview import load_multiview_set  # noqa: E402
 from shapekit.multiview_gen import make_multiview  # noqa: E402
@@ -100,8 +101,7 @@ def _unfinished(out: Path) -> bool:
         return False
     if not (out / "last.ckpt").exists():
         return True
-    last = torch.load(out / "last.ckpt", map_location="cpu", weights_only=False)
-    return last.get("epoch", 0) + 1 < last["shapekit"]["config"]["epochs"]
+    return unfinished(read_checkpoint(out / "last.ckpt"))
 
 
 def evaluate(checkpoint: Path, folders: list[Path]) -> dict:

@@ -9,7 +9,8 @@ every image predicted once by a model that never saw it; per-landmark errors sid
 
     python bench/regress.py [--rounds 5] [--lizard-images 300] [--minutes 1.5]
 
-Each training gets the same CPU budget (--minutes; epochs sized to fit it). lizard-toepads is
+Each training gets the same CPU budget (--minutes; each run fits its epochs and learning-rate schedule to it from
+its own epoch times, as `shapekit train --minutes` does). lizard-toepads is
 subsampled (--lizard-images, fixed seed) so that the 32 trainings fit in about an hour on 2 cores.
 Writes bench/results/regress.json.
 """
@@ -17,7 +18,6 @@ Writes bench/results/regress.json.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import random
 import sys
@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, WORK, console, print_table, save_results, train_throughput  # noqa: E402
+from _common import DATA, WORK, console, print_table, save_results, trained_epochs  # noqa: E402
 
 from shapekit.config import RunConfig  # noqa: E402
 from shapekit.engine import train  # noqa: E402
@@ -35,17 +35,6 @@ from shapekit.io import load_landmark_set  # noqa: E402
 from shapekit.io.landmark_dataset import find_annotation_file, write_subsets  # noqa: E402
 from shapekit.shape_analysis import analyse  # noqa: E402
 from shapekit.tasks._keypoints import cross_validate  # noqa: E402
-
-_SPEED: dict[tuple, float] = {}
-
-
-def epochs_for(config: RunConfig, data: Path, n_train: int, minutes: float) -> int:
-    """Epochs that fit ``minutes`` of training, from a measured throughput of this configuration."""
-    key = (config.task, str(data))
-    if key not in _SPEED:
-        _SPEED[key] = train_throughput(config.model_copy(update={"data": data, "out": WORK / "regress" / "probe"}))
-    return max(4, math.floor(minutes * 60 * _SPEED[key] * 0.85 / n_train))
-
 
 def prepare(name: str, limit: int | None, seed: int) -> Path:
     source = DATA / name
@@ -76,10 +65,8 @@ def main() -> None:
     for name, path in data.items():
         run = WORK / "regress" / "pretrain" / name
         if not (run / "best.ckpt").exists():
-            config = RunConfig(task="regress", data=path, out=run, seed=args.seed, options=regress_opts, plot_every=50)
-            config = config.model_copy(update={"epochs": epochs_for(config, path, int(sizes[name] * 0.85),
-                                                                    args.minutes * 2),
-                                               "max_minutes": args.minutes * 2.2})
+            config = RunConfig(task="regress", data=path, out=run, seed=args.seed, options=regress_opts, plot_every=50,
+                               minutes=args.minutes * 2, max_minutes=args.minutes * 2.2)
             train(config, resume=(run / "last.ckpt").exists(), console=console)
         pretrained[name] = run / "best.ckpt"
 
@@ -92,12 +79,11 @@ def main() -> None:
     results, rows = {}, []
     for name, path in data.items():
         other = next(k for k in data if k != name)
-        n_train = int(sizes[name] * (args.rounds - 1) / args.rounds * 0.85)
         results[name] = {"n_images": sizes[name], "methods": {}}
         for label, make in methods.items():
             config = make(other)
-            config = config.model_copy(update={"seed": args.seed, "max_minutes": args.minutes * 1.2, "plot_every": 50,
-                                               "epochs": epochs_for(config, path, n_train, args.minutes)})
+            config = config.model_copy(update={"seed": args.seed, "minutes": args.minutes,
+                                               "max_minutes": args.minutes * 1.2, "plot_every": 50})
             out = WORK / "regress" / name / label.split(",")[0].replace(" ", "_") / (
                 "finetuned" if config.init_from else "scratch")
             start = time.time()
@@ -108,7 +94,8 @@ def main() -> None:
                 "procrustes_distance_between_means": shape["procrustes_distance_between_means"],
                 "paired_pc1_correlation": shape.get("paired_pc1_correlation"),
                 "paired_centroid_size_correlation": shape.get("paired_centroid_size_correlation"),
-                "epochs_per_round": config.epochs, "minutes": (time.time() - start) / 60,
+                "epochs_per_round": [trained_epochs(out / f"round_{k + 1}" / "run") for k in range(args.rounds)],
+                "minutes": (time.time() - start) / 60,
                 "mean_px": report["mean_px"], "median_px": report["median_px"],
                 "mean_pct_long_side": report["mean_pct_long_side"],
                 "per_landmark_mean_px": [r["mean_px"] for r in report["per_landmark"]],

@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from shapekit.cli import main
+from shapekit.engine import read_checkpoint
+from shapekit.engine.checkpoint import unfinished
 
 BASE_LR = 1e-3
 
@@ -45,6 +47,26 @@ def test_a_time_budget_sizes_the_epochs_and_ends_the_schedule_with_them(tiny_dat
     main(["train", "--out", str(tmp_path / "run"), "--resume"])
     with open(tmp_path / "run" / "metrics.csv", newline="") as handle:
         assert len(list(csv.DictReader(handle))) == len(rows)
+    assert not unfinished(read_checkpoint(tmp_path / "run" / "last.ckpt"))
+
+
+def test_a_budget_run_cut_short_counts_as_unfinished(tiny_dataset, tmp_path):
+    # --max-minutes stops it after a tenth of its budget: cross-validation rounds and benchmarks must resume it.
+    _train(tiny_dataset, tmp_path / "cut", "--minutes", "0.5", "--max-minutes", "0.05")
+    assert unfinished(read_checkpoint(tmp_path / "cut" / "last.ckpt"))
+
+
+def test_cross_validation_rounds_train_on_a_time_budget(tiny_dataset, tmp_path):
+    command = ["evaluate", "--rounds", "2", "--task", "landmarks", "--data", str(tiny_dataset), "--out",
+               str(tmp_path / "cv"), "--minutes", "0.05", "--input-size", "64", "--opt", "refine=false"]
+    main(command)
+    metrics = [tmp_path / "cv" / f"round_{k}" / "run" / "metrics.csv" for k in (1, 2)]
+    for path in metrics:
+        last = read_checkpoint(path.parent / "last.ckpt")
+        assert last["shapekit"]["config"]["minutes"] == 0.05 and not unfinished(last)
+    stamps = [path.stat().st_mtime_ns for path in metrics]
+    main(command)  # finished rounds are kept, not trained again
+    assert [path.stat().st_mtime_ns for path in metrics] == stamps
 
 
 def test_epochs_cap_a_time_budget(tiny_dataset, tmp_path):

@@ -113,7 +113,8 @@ def evaluate(
     normalisation: Optional[str] = typer.Option(None, help="NME normaliser: bbox | long_side | 'i,j' (two landmarks)"),
     rounds: Optional[int] = typer.Option(None, help="K-round cross-validation: train K models, each image predicted "
                                                     "once by a model that never saw it"),
-    epochs: Optional[int] = typer.Option(None, help="with --rounds: epochs per round"),
+    epochs: Optional[int] = typer.Option(None, help="with --rounds: epochs per round (with --minutes: at most)"),
+    minutes: Optional[float] = typer.Option(None, help="with --rounds: training minutes per round, epochs fitted to them"),
     input_size: Optional[int] = typer.Option(None, help="with --rounds: network input size"),
     opt: Optional[List[str]] = typer.Option(None, "--opt", help="with --rounds: task option key=value"),
     engine: str = typer.Option("auto", help=ENGINE_HELP),
@@ -129,7 +130,7 @@ def evaluate(
     from .io.atomic import write_json
 
     if rounds is not None:
-        report = _cross_validate(data, model, task, out, rounds, epochs, input_size, opt, device, precision)
+        report = _cross_validate(data, model, task, out, rounds, epochs, minutes, input_size, opt, device, precision)
     else:
         runtime = _runtime(device, precision)
         task_obj, net, forward = _predictor(model, task, engine, runtime)
@@ -152,7 +153,7 @@ def _test_time_views(task_obj, tta: bool, crop_votes: bool):
     return test_time_views(task_obj, "full" if tta else "votes" if crop_votes else "off")
 
 
-def _cross_validate(data, model, task, out, rounds, epochs, input_size, opt, device, precision) -> dict:
+def _cross_validate(data, model, task, out, rounds, epochs, minutes, input_size, opt, device, precision) -> dict:
     from .config import RunConfig, merge, parse_overrides, validate
     from .engine import read_checkpoint
     from .tasks import get_task
@@ -169,6 +170,8 @@ def _cross_validate(data, model, task, out, rounds, epochs, input_size, opt, dev
         raise ShapekitError(f"{model}: is a {base.get('task')!r} checkpoint, not {task!r}")
     if epochs:
         base["epochs"] = epochs
+    if minutes:
+        base["minutes"] = minutes
     if input_size:
         base["input_size"] = input_size
     base["options"] = merge(base.get("options", {}), parse_overrides(opt))

@@ -74,6 +74,19 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
+def unfinished(ckpt: dict[str, Any]) -> bool:
+    """Whether the run behind a training checkpoint stopped before the epochs it planned: those its time budget
+    chose (``--minutes``; kept in the checkpoint by FitToMinutes), else its configured count."""
+    from .callbacks import FitToMinutes
+
+    config = ckpt[META_KEY]["config"]
+    budget = ckpt.get("callbacks", {}).get(FitToMinutes.__qualname__)  # Lightning's default callback state key
+    planned = budget.get("epochs") if budget else config.get("epochs")
+    if planned is None:
+        return bool(config.get("minutes"))  # a budget run that stopped before it had sized itself
+    return ckpt.get("epoch", 0) + 1 < planned
+
+
 def model_state(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The network's weights, without the LightningModule's ``model.`` prefix."""
     prefix = "model."

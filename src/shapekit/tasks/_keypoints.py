@@ -432,7 +432,8 @@ def cross_validate(config, data: Path, rounds: int, out: Path, runtime: Runtime 
     Round folders, their runs and the out-of-fold predictions go under ``out``; rounds whose model
     already exists are not trained again (an interrupted cross-validation picks up where it stopped).
     """
-    from ..engine import load_model, train
+    from ..engine import load_model, read_checkpoint, train
+    from ..engine.checkpoint import unfinished
     from ..io.landmark_dataset import kfold_indices, write_subsets
 
     from .base import get_task
@@ -450,7 +451,8 @@ def cross_validate(config, data: Path, rounds: int, out: Path, runtime: Runtime 
         folders = write_subsets(data, round_dir / "data", {"train": sorted(everything - set(test_idx)),
                                                           "test": test_idx})
         run = round_dir / "run"
-        if not (run / "best.ckpt").is_file() or (run / "last.ckpt").is_file() and _unfinished(run):
+        if not (run / "best.ckpt").is_file() or (run / "last.ckpt").is_file() and unfinished(
+                read_checkpoint(run / "last.ckpt")):
             if console is not None:
                 console.print(f"[bold]round {k + 1}/{rounds}[/]: training on {len(everything) - len(test_idx)} images, "
                               f"{len(test_idx)} held out")
@@ -480,15 +482,6 @@ def cross_validate(config, data: Path, rounds: int, out: Path, runtime: Runtime 
     write_json(out / "crossval.json", report)
     report["_predictions"] = predictions
     return report
-
-
-def _unfinished(run: Path) -> bool:
-    """A round whose last checkpoint has not reached its planned epochs."""
-    import torch as _torch
-
-    last = _torch.load(run / "last.ckpt", map_location="cpu", weights_only=False)
-    planned = last["shapekit"]["config"].get("epochs")
-    return planned is not None and last.get("epoch", 0) + 1 < planned
 
 
 def print_crossval(report: dict[str, Any], console) -> None:
