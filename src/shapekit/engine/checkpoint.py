@@ -13,6 +13,7 @@ from .. import __version__
 from ..config import RunConfig
 from ..errors import InputError
 from ..io.atomic import atomic_open
+from .callbacks import FitToMinutes
 
 META_KEY = "shapekit"
 
@@ -77,8 +78,6 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 def unfinished(ckpt: dict[str, Any]) -> bool:
     """Whether the run behind a training checkpoint stopped before the epochs it planned: those its time budget
     chose (``--minutes``; kept in the checkpoint by FitToMinutes), else its configured count."""
-    from .callbacks import FitToMinutes
-
     config = ckpt[META_KEY]["config"]
     budget = ckpt.get("callbacks", {}).get(FitToMinutes.__qualname__)  # Lightning's default callback state key
     planned = budget.get("epochs") if budget else config.get("epochs")
